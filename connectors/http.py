@@ -1,0 +1,187 @@
+"""The one retry layer: HTTP errors mapped to the exception hierarchy, 429/5xx retried, rate limits honoured."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+
+from orderhub.errors import AuthError, FatalError, RetriableError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry a retriable failure (exponential backoff, capped)."""
+
+    max_attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before attempt ``attempt + 1``; the server's Retry-After wins when given."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay)
+        return min(self.base_delay * (2 ** (attempt - 1)), self.max_delay)
+
+
+def call_with_retry(
+    fn: Callable[[], T],
+    *,
+    policy: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], None] = time.sleep,
+    what: str = "request",
+) -> T:
+    """Call ``fn``, retrying on :class:`RetriableError` per ``policy``; everything else propagates.
+
+    Raises:
+        RetriableError: still failing after ``policy.max_attempts``; the caller's run fails and the next
+            run resumes from the last landed cursor.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return fn()
+        except RetriableError as exc:
+            if attempt >= policy.max_attempts:
+                raise
+            wait = policy.delay(attempt, exc.retry_after)
+            log.warning("%s failed (%s); retry %d/%d in %.2fs", what, exc, attempt, policy.max_attempts - 1, wait)
+            sleep(wait)
+
+
+class TokenBucket:
+    """A thread-safe token bucket: ``rate`` tokens per second, at most ``burst`` saved up.
+
+    One bucket per documented operation budget; ``set_rate`` adjusts it to what the server says.
+    """
+
+    def __init__(self, rate: float, burst: float, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def set_rate(self, rate: float) -> None:
+        """Adopt a rate the server announced (e.g. ``x-amzn-RateLimit-Limit``)."""
+        if rate > 0:
+            with self._lock:
+                self.rate = rate
+
+    def acquire(self, tokens: float = 1.0) -> float:
+        """Take ``tokens``, sleeping until they are there; returns the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+                if self._tokens >= tokens:
+                    self._tokens -= tokens
+                    return waited
+                need = (tokens - self._tokens) / self.rate
+            self._sleep(need)
+            waited += need
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("Retry-After") if headers else None
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def raise_for_status(resp: requests.Response, channel: str) -> None:
+    """Map an HTTP status to the exception hierarchy (no-op for 2xx/3xx)."""
+    status = resp.status_code
+    if status < 400:
+        return
+    url = resp.url.split("?", 1)[0]
+    body = resp.text[:500]
+    if status == 429 or status >= 500:
+        raise RetriableError(
+            f"{channel} answered {status} for {url}; will retry",
+            retry_after=_retry_after(resp.headers), channel=channel, status=status, url=url, body=body,
+        )
+    if status in (401, 403):
+        raise AuthError(
+            f"{channel} refused the credentials ({status}) for {url}: check the store's keys/tokens in orderhub.toml",
+            channel=channel, status=status, url=url, body=body,
+        )
+    raise FatalError(f"{channel} answered {status} for {url}: {body[:200]}", channel=channel, status=status,
+                     url=url, body=body)
+
+
+def parse_json(resp: requests.Response, channel: str) -> Any:
+    """The response's JSON; a truncated or garbled body is retriable (it was not landed)."""
+    try:
+        return json.loads(resp.content)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RetriableError(
+            f"{channel} sent a body that is not valid JSON ({len(resp.content)} bytes, truncated?); will retry",
+            channel=channel, status=resp.status_code, url=resp.url.split("?", 1)[0],
+        ) from None
+
+
+class HttpClient:
+    """requests.Session with timeouts, the error mapping above, one rate limiter and retries in one place."""
+
+    def __init__(
+        self,
+        channel: str,
+        *,
+        timeout: float = 30.0,
+        policy: RetryPolicy = RetryPolicy(),
+        limiter: TokenBucket | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.channel = channel
+        self.timeout = timeout
+        self.policy = policy
+        self.limiter = limiter
+        self._sleep = sleep
+        self.session = session or requests.Session()
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """Send a request, retrying 429/5xx/timeouts; returns a 2xx response or raises."""
+
+        def once() -> requests.Response:
+            if self.limiter is not None:
+                self.limiter.acquire()
+            try:
+                resp = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                raise RetriableError(
+                    f"{self.channel}: {type(exc).__name__} calling {url.split('?', 1)[0]}; will retry",
+                    channel=self.channel, url=url.split("?", 1)[0],
+                ) from None
+            raise_for_status(resp, self.channel)
+            return resp
+
+        return call_with_retry(once, policy=self.policy, sleep=self._sleep, what=f"{self.channel} {method}")
+
+    def get_json(self, url: str, **kwargs: Any) -> tuple[requests.Response, Any]:
+        """GET and parse JSON; a truncated body is retried like a 5xx."""
+
+        def once() -> tuple[requests.Response, Any]:
+            resp = self.request("GET", url, **kwargs)
+            return resp, parse_json(resp, self.channel)
+
+        return call_with_retry(once, policy=self.policy, sleep=self._sleep, what=f"{self.channel} GET")
