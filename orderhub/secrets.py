@@ -9,6 +9,7 @@ from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
 from orderhub.errors import ConfigError
+from orderhub.log import register_secret
 
 
 class Secret:
@@ -31,11 +32,16 @@ class Secret:
         return "inline"
 
     def get(self) -> str:
-        """Resolve and return the secret value.
+        """Resolve and return the secret value (and register it so logs mask it).
 
         Raises:
             ConfigError: the environment variable or Prefect block does not exist.
         """
+        value = self._resolve()
+        register_secret(value)
+        return value
+
+    def _resolve(self) -> str:
         if self._ref.startswith("env:"):
             name = self._ref[4:]
             value = os.environ.get(name)

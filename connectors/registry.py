@@ -1,0 +1,24 @@
+"""Which streams a configured store has: the one place that knows every channel package."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from connectors.base import Stream
+
+CHANNELS = ("amazon", "shopify", "woocommerce")
+
+
+def streams_for(store: Any) -> list[Stream]:
+    """The streams of a configured store (its channel package's ``streams_for``)."""
+    if store.channel not in CHANNELS:
+        raise ValueError(f"no connector for channel {store.channel!r}")
+    return import_module(f"connectors.{store.channel}").streams_for(store)
+
+
+def importer(channel: str) -> Any:
+    """The ``import_files`` function of a channel."""
+    if channel not in CHANNELS:
+        raise ValueError(f"no importer for channel {channel!r}; choose one of {', '.join(CHANNELS)}")
+    return import_module(f"connectors.{channel}.importer").import_files

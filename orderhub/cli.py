@@ -1,0 +1,291 @@
+"""The ``orderhub`` command line: one entry point for operators, customer service and the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from orderhub import clock
+from orderhub.config import home_dir, load_settings
+from orderhub.errors import OrderhubError
+from orderhub.log import setup_logging
+
+app = typer.Typer(help="orderhub: every order from every channel, one customer per person.", no_args_is_help=True)
+sandbox_app = typer.Typer(help="The embedded sandbox: generated business + channel emulators on loopback.")
+flows_app = typer.Typer(help="Prefect flows and schedules.")
+bench_app = typer.Typer(help="Benchmarks (figures, never test assertions).")
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(flows_app, name="flows")
+app.add_typer(bench_app, name="bench")
+console = Console()
+
+HomeOpt = Annotated[Path | None, typer.Option("--home", help="orderhub home (default $ORDERHUB_HOME or ./var)")]
+
+
+def _home(home: Path | None) -> Path:
+    root = (home or home_dir()).resolve()
+    os.environ["ORDERHUB_HOME"] = str(root)
+    # Prefect keeps its database and logs inside the home unless the operator chose otherwise.
+    os.environ.setdefault("PREFECT_HOME", str(root / "prefect"))
+    root.mkdir(parents=True, exist_ok=True)
+    if (root / "sandbox" / "clock.json").exists():
+        clock.use_offset_file(root / "sandbox" / "clock.json")
+    return root
+
+
+def _settings(home: Path | None) -> Any:
+    return load_settings(_home(home))
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False) -> None:
+    """Configure logging for every command."""
+    setup_logging("DEBUG" if verbose else "WARNING")
+
+
+# -- the pipeline ----------------------------------------------------------------------------------
+@app.command()
+def sync(home: HomeOpt = None, store: Annotated[str | None, typer.Option(help="one store key")] = None) -> None:
+    """Land new and changed orders from every enabled store (or one)."""
+    from orderhub import ops
+
+    settings = _settings(home)
+    for s in ops.enabled_stores(settings, store):
+        with console.status(f"syncing {s.channel}:{s.key}"):
+            for result in ops.sync_store(settings, s.key):
+                console.print(f"{s.channel}:{s.key} {result.stream}: {result.records} records in {result.batches} batches")
+
+
+@app.command()
+def process(home: HomeOpt = None) -> None:
+    """Normalize, dedupe and load everything landed and not processed yet."""
+    from orderhub import ops
+
+    settings = _settings(home)
+    with _progress() as bar:
+        task = bar.add_task("processing landed batches", total=None)
+        result = ops.process(settings, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    _write_status(settings, result)
+    console.print(
+        f"{result.batches} batches: {result.inserted} new, {result.updated} updated, {result.unchanged} unchanged "
+        f"orders; {result.quarantined} quarantined; {result.mirrors} mirrors; {result.customers} customers"
+    )
+
+
+@app.command()
+def run(home: HomeOpt = None) -> None:
+    """Run the whole pipeline once as a Prefect flow: sync → process → CRM → tags → export → report."""
+    settings = _settings(home)
+    from flows.orderhub_flows import pipeline_flow
+
+    summary = pipeline_flow(str(settings.home))
+    _write_status(settings, summary.process)
+    _print_summary(settings, summary)
+
+
+@app.command()
+def export(home: HomeOpt = None) -> None:
+    """Export paid, unfulfilled, merchant-fulfilled orders to the outbox (each order once, ever)."""
+    from orderhub import ops
+
+    result = ops.export(_settings(home))
+    console.print(result)
+
+
+@app.command()
+def report(home: HomeOpt = None) -> None:
+    """Publish today's daily report (DuckDB + HTML) under reports/daily/."""
+    from orderhub import ops
+
+    console.print(ops.report(_settings(home)))
+
+
+@app.command()
+def tags(home: HomeOpt = None) -> None:
+    """Update the CRM store from the warehouse and re-tag VIP / at-risk customers."""
+    from orderhub import ops
+
+    settings = _settings(home)
+    console.print(ops.update_crm(settings))
+    console.print(ops.tag_customers(settings))
+
+
+@app.command("import")
+def import_(
+    files: Annotated[list[Path], typer.Argument(help="saved raw API responses (JSON)", exists=True, dir_okay=False)],
+    channel: Annotated[str, typer.Option(help="amazon, shopify or woocommerce")],
+    store: Annotated[str, typer.Option(help="store key to file them under")] = "imported",
+    home: HomeOpt = None,
+) -> None:
+    """Land saved raw API responses as if fetched (replays, support cases, migrations); then run `process`."""
+    from connectors.registry import importer
+    from orderhub import ops
+
+    settings = _settings(home)
+    manifests = importer(channel)(list(files), store, ops.landing_store(settings))
+    for m in manifests:
+        console.print(f"landed {m.batch_id}: {m.records} records from {len(m.parts)} files")
+    console.print("next: orderhub process")
+
+
+# -- looking things up -----------------------------------------------------------------------------
+@app.command()
+def customer(
+    query: Annotated[str, typer.Argument(help="e-mail, phone (any format), name, or order number of any channel")],
+    home: HomeOpt = None,
+) -> None:
+    """Show one customer's whole history across every channel (reads the CRM store, live)."""
+    from crm.store import CrmStore
+    from service.lookup import find_customers, render_customer
+
+    settings = _settings(home)
+    crm = CrmStore(settings.crm_database_url)
+    views = find_customers(crm, query)
+    if not views:
+        console.print(f"no customer matches {query!r}")
+        raise typer.Exit(1)
+    for view in views[:5]:
+        console.print(render_customer(view))
+    if len(views) > 5:
+        console.print(f"… and {len(views) - 5} more; narrow the query")
+
+
+@app.command()
+def status(home: HomeOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Per store and stream: last sync, cursor, how far behind now, landed and quarantined."""
+    from orderhub.status import store_status
+
+    settings = _settings(home)
+    rows = store_status(settings)
+    if as_json:
+        console.print_json(json.dumps(rows, default=str))
+        return
+    table = Table(title=f"orderhub status — {settings.home}")
+    for col in ("channel", "store", "stream", "last sync", "cursor", "behind", "batches", "landed", "loaded",
+                "quarantined"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["channel"], r["store"], r["stream"], str(r["last_sync"] or "never"), str(r["cursor"] or ""),
+                      r["behind"] or "", str(r["batches"]), str(r["landed"]), str(r.get("loaded", "")),
+                      str(r.get("quarantined", "")))
+    console.print(table)
+
+
+def _write_status(settings: Any, result: Any) -> None:
+    from orderhub.status import record_process_result
+
+    record_process_result(settings, result)
+
+
+# -- sandbox ---------------------------------------------------------------------------------------
+@sandbox_app.command("up")
+def sandbox_up(
+    home: HomeOpt = None,
+    orders: int = 3000,
+    seed: int = 42,
+    days: int = 90,
+    speed: Annotated[float, typer.Option(help="rate-limit speed-up (1 = the channels' real budgets)")] = 1.0,
+    port: Annotated[int, typer.Option(help="first of three ports (amazon, shopify, woocommerce)")] = 8701,
+) -> None:
+    """Start the sandbox in the foreground and write orderhub.toml for it; Ctrl-C stops it."""
+    from sandbox.server import Sandbox
+
+    root = _home(home)
+    sb = Sandbox(root, seed=seed, orders=orders, days=days, speed=speed, ports=(port, port + 1, port + 2)).start()
+    for name, server in sb.servers.items():
+        console.print(f"{name:12s} {server.url}")
+    console.print(f"config written to {root / 'orderhub.toml'}; in another shell: orderhub run")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while True:
+            time.sleep(3600)
+    except (KeyboardInterrupt, SystemExit):
+        sb.stop()
+
+
+@sandbox_app.command("advance")
+def sandbox_advance(days: float = 1.0, home: HomeOpt = None) -> None:
+    """Move the sandbox clock forward: new orders, shipments, refunds and cancellations appear."""
+    root = _home(home)
+    path = root / "sandbox" / "clock.json"
+    clock.use_offset_file(path)
+    clock.set_offset(path, clock.offset() + __import__("datetime").timedelta(days=days))
+    console.print(f"sandbox clock is now {clock.now().isoformat(timespec='seconds')}")
+
+
+@app.command()
+def demo(
+    home: HomeOpt = None,
+    orders: int = 3000,
+    seed: int = 42,
+) -> None:
+    """Start the sandbox, run the whole pipeline once as a Prefect flow, and print a summary."""
+    from sandbox.server import Sandbox
+
+    root = _home(home)
+    started = time.monotonic()
+    with Sandbox(root, seed=seed, orders=orders) as sb:
+        console.print(f"sandbox: {orders} orders over 90 days; emulators on "
+                      + ", ".join(f"{k} {v.url}" for k, v in sb.servers.items()))
+        settings = load_settings(root)
+        from flows.orderhub_flows import pipeline_flow
+
+        summary = pipeline_flow(str(root))
+        _write_status(settings, summary.process)
+        _print_summary(settings, summary)
+    console.print(f"demo finished in {time.monotonic() - started:.0f}s")
+
+
+def _print_summary(settings: Any, summary: Any) -> None:
+    from orderhub.summary import render_summary
+
+    console.print(render_summary(settings, summary))
+
+
+# -- flows -----------------------------------------------------------------------------------------
+@flows_app.command("serve")
+def flows_serve(home: HomeOpt = None) -> None:
+    """Serve every schedule locally (sync per store every 15 min, export hourly, report 06:00, tags nightly)."""
+    from flows.serve import serve_all
+
+    serve_all(_settings(home))
+
+
+# -- benchmarks ------------------------------------------------------------------------------------
+@bench_app.command("pipeline")
+def bench_pipeline(
+    orders: int = 1_000_000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    workdir: Annotated[Path | None, typer.Option(help="where to generate (default: a temp folder)")] = None,
+    keep: bool = False,
+) -> None:
+    """Generate landed raw payloads at scale and time normalize + dedupe + load."""
+    from orderhub.bench import run_pipeline_bench
+
+    result = run_pipeline_bench(orders, workdir=workdir, keep=keep, console=None if as_json else console)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=1) + "\n")
+
+
+def entrypoint() -> None:
+    """Entry point that turns orderhub errors into a clear message and exit code 2."""
+    try:
+        app()
+    except OrderhubError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None
