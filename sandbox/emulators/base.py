@@ -78,6 +78,7 @@ class Fault:
     times: int = 1
     path: str = ".*"
     stall: float = 5.0
+    after: int = 0  # let this many matching requests pass first (e.g. fail the third page)
 
 
 class FaultPlan:
@@ -88,10 +89,10 @@ class FaultPlan:
         self._lock = threading.Lock()
         self.injected: list[tuple[str, str]] = []  # (kind, path) actually served
 
-    def add(self, kind: str, *, times: int = 1, path: str = ".*", stall: float = 5.0) -> None:
+    def add(self, kind: str, *, times: int = 1, path: str = ".*", stall: float = 5.0, after: int = 0) -> None:
         """Queue a fault."""
         with self._lock:
-            self._faults.append(Fault(kind, times, path, stall))
+            self._faults.append(Fault(kind, times, path, stall, after))
 
     def clear(self) -> None:
         """Drop every pending fault."""
@@ -103,6 +104,9 @@ class FaultPlan:
         with self._lock:
             for fault in self._faults:
                 if (kinds is None or fault.kind in kinds) and re.search(fault.path, path):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)

@@ -1,0 +1,5 @@
+"""``python -m orderhub``."""
+
+from orderhub.cli import entrypoint
+
+entrypoint()

@@ -1,0 +1,74 @@
+"""Ground-truth helpers for end-to-end tests: what orderhub should have made of the sandbox business."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import combinations
+from typing import Any
+
+from connectors.landing import LandingStore
+
+EPS = timedelta(microseconds=1)
+
+
+def cutoffs(landing: LandingStore) -> dict[tuple[str, str], datetime]:
+    """Per (channel, store): the end of the last synced window (exclusive)."""
+    out = {}
+    for channel, store, stream in landing.streams():
+        if stream != "orders":
+            continue
+        state = landing.state(channel, store, stream)
+        if state and state.get("since"):
+            out[(channel, store)] = datetime.fromisoformat(state["since"])
+    return out
+
+
+@dataclass
+class Expected:
+    """What must be in the warehouse, per the truth as of each store's cutoff."""
+
+    real: dict[str, Any]  # order_id -> (order, version) for clean, non-mirror orders
+    mirrors: dict[str, str]  # mirror order_id -> original order_id
+    defective: dict[str, Any]  # order_id -> order for malformed records
+    eligible: set[str]  # order ids that fulfillment must export
+
+
+def expected(business: Any, landing: LandingStore) -> Expected:
+    """Build the expectation from the business and what was synced."""
+    cut = cutoffs(landing)
+    by_truth = {o.truth_id: o for o in business.orders}
+    real, mirrors, defective, eligible = {}, {}, {}, set()
+    for order in business.orders:
+        until = cut.get((order.channel, order.store))
+        if until is None:
+            continue
+        version = order.version_at(until - EPS)
+        if version is None or order.created_at >= until:
+            continue
+        if order.defect:
+            defective[order.order_id] = order
+        elif order.mirror_of:
+            original = by_truth[order.mirror_of]
+            mirrors[order.order_id] = original.order_id
+        else:
+            real[order.order_id] = (order, version)
+            if (version.status == "unfulfilled" and version.payment_status == "paid"
+                    and order.fulfilled_by == "merchant"):
+                eligible.add(order.order_id)
+    return Expected(real, mirrors, defective, eligible)
+
+
+def pairwise_precision_recall(assignments: list[tuple[str, str]]) -> tuple[float, float]:
+    """Pairwise precision and recall of (person_id, customer_id) assignments, one per order."""
+    by_person: dict[str, list[int]] = {}
+    by_customer: dict[str, list[int]] = {}
+    for i, (person, customer) in enumerate(assignments):
+        by_person.setdefault(person, []).append(i)
+        by_customer.setdefault(customer, []).append(i)
+    true_pairs = {p for idx in by_person.values() for p in combinations(idx, 2)}
+    found_pairs = {p for idx in by_customer.values() for p in combinations(idx, 2)}
+    tp = len(true_pairs & found_pairs)
+    precision = tp / len(found_pairs) if found_pairs else 1.0
+    recall = tp / len(true_pairs) if true_pairs else 1.0
+    return precision, recall

@@ -1,0 +1,1 @@
+"""Versioned warehouse migrations: ``NNNN_name.sql`` files applied in order by ``warehouse.db``."""
