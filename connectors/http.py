@@ -159,29 +159,32 @@ class HttpClient:
         self._sleep = sleep
         self.session = session or requests.Session()
 
+    def send_once(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One attempt: rate limiter, request with timeout, status mapped to the error hierarchy."""
+        if self.limiter is not None:
+            self.limiter.acquire()
+        try:
+            resp = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise RetriableError(
+                f"{self.channel}: {type(exc).__name__} calling {url.split('?', 1)[0]}; will retry",
+                channel=self.channel, url=url.split("?", 1)[0],
+            ) from None
+        raise_for_status(resp, self.channel)
+        return resp
+
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """Send a request, retrying 429/5xx/timeouts; returns a 2xx response or raises."""
-
-        def once() -> requests.Response:
-            if self.limiter is not None:
-                self.limiter.acquire()
-            try:
-                resp = self.session.request(method, url, timeout=self.timeout, **kwargs)
-            except (requests.Timeout, requests.ConnectionError) as exc:
-                raise RetriableError(
-                    f"{self.channel}: {type(exc).__name__} calling {url.split('?', 1)[0]}; will retry",
-                    channel=self.channel, url=url.split("?", 1)[0],
-                ) from None
-            raise_for_status(resp, self.channel)
-            return resp
-
-        return call_with_retry(once, policy=self.policy, sleep=self._sleep, what=f"{self.channel} {method}")
+        """Send a request, retrying 429/5xx/timeouts; returns a 2xx/3xx response or raises."""
+        return call_with_retry(
+            lambda: self.send_once(method, url, **kwargs), policy=self.policy, sleep=self._sleep,
+            what=f"{self.channel} {method}",
+        )
 
     def get_json(self, url: str, **kwargs: Any) -> tuple[requests.Response, Any]:
-        """GET and parse JSON; a truncated body is retried like a 5xx."""
+        """GET and parse JSON; a truncated body is retried like a 5xx (one retry loop, not two)."""
 
         def once() -> tuple[requests.Response, Any]:
-            resp = self.request("GET", url, **kwargs)
+            resp = self.send_once("GET", url, **kwargs)
             return resp, parse_json(resp, self.channel)
 
         return call_with_retry(once, policy=self.policy, sleep=self._sleep, what=f"{self.channel} GET")
