@@ -49,7 +49,10 @@ def latest_lines(lines: pl.DataFrame, winners: pl.DataFrame) -> pl.DataFrame:
         return conform(lines, LINE_SCHEMA)
     if "batch_id" in lines.columns:
         picked = lines.join(
-            winners.select("order_id", "batch_id"), on=["order_id", "batch_id"], how="semi", maintain_order="left"
+            winners.select("order_id", "batch_id"),
+            on=["order_id", "batch_id"],
+            how="semi",
+            maintain_order="left",
         )
     else:
         restart = (pl.col("line_no") <= pl.col("line_no").shift(1)).fill_null(False).cast(pl.Int32).cum_sum()

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from prefect import serve
+from prefect.schedules import Cron
 
 from flows.orderhub_flows import (
     WAREHOUSE_LIMIT,
@@ -34,11 +35,12 @@ def deployments(settings: Settings) -> list[Any]:
         for store in settings.stores
         if store.enabled
     ]
-    deps.append(export_flow.to_deployment(name="export", cron="0 * * * *", parameters={"home": home}))
-    deps.append(report_flow.to_deployment(
-        name="report", schedules=[{"cron": "0 6 * * *", "timezone": settings.timezone}], parameters={"home": home}))
-    deps.append(tags_flow.to_deployment(
-        name="tags", schedules=[{"cron": "30 2 * * *", "timezone": settings.timezone}], parameters={"home": home}))
+    deps.append(export_flow.to_deployment(name="export", schedule=Cron("0 * * * *", timezone=settings.timezone),
+                                          parameters={"home": home}, concurrency_limit=1))
+    deps.append(report_flow.to_deployment(name="report", schedule=Cron("0 6 * * *", timezone=settings.timezone),
+                                          parameters={"home": home}))
+    deps.append(tags_flow.to_deployment(name="tags", schedule=Cron("30 2 * * *", timezone=settings.timezone),
+                                        parameters={"home": home}))
     return deps
 
 

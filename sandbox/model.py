@@ -36,6 +36,8 @@ class Person:
     phones: list[str]  # E.164 truth; channels show them in local formats
     address: Address
     country: str
+    segment: str = "one_time"  # what the generator intended: one_time | repeat | vip | churned
+    relay_emails: dict[str, str] = field(default_factory=dict)  # Amazon seller_id -> this buyer's relay address
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Version:
     payment_status: str  # canonical: pending|paid|partially_refunded|refunded|voided
     refunded: Decimal = Decimal("0")
     tracking_number: str | None = None
+    carrier: str | None = None  # who carries tracking_number (Shopify trackingCompany names: "USPS", "DHL"...)
 
 
 @dataclass

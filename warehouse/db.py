@@ -21,7 +21,7 @@ import polars as pl
 from dedupe.versions import latest_lines, latest_versions
 from orderhub import clock
 from orderhub.errors import LockedError, OrderhubError
-from pipelines.schema import LINE_SCHEMA, ORDER_SCHEMA, QUARANTINE_SCHEMA, TS, conform
+from pipelines.schema import ORDER_SCHEMA, QUARANTINE_SCHEMA, TS, conform
 from warehouse.frames import registered
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -515,7 +515,10 @@ class Warehouse:
             return 0
         frame = (
             conform(frame, BATCH_SCHEMA)
-            .with_columns(pl.col("processed_at").fill_null(clock.now()))
+            .with_columns(
+                pl.col("processed_at").fill_null(clock.now()),
+                pl.col("records", "loaded", "quarantined").fill_null(0),
+            )
             .unique("batch_id", keep="last", maintain_order=True)
         )
         with transaction(self.con), registered(self.con, "_oh_src_batches", frame):

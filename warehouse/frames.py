@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import duckdb
@@ -43,8 +43,13 @@ def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -
     con.register(name, ArrowStream(frame))
     try:
         yield name
-    finally:
-        con.unregister(name)
+    except BaseException:
+        # After a failed statement the transaction is aborted and even unregistering fails; the
+        # original error is the one to report (registering the name again replaces the view).
+        with suppress(duckdb.Error):
+            con.unregister(name)
+        raise
+    con.unregister(name)
 
 
 def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pl.DataFrame:

@@ -1,0 +1,277 @@
+"""Amazon order streams: Orders v2026-01-01 ``searchOrders`` (default) and the deprecated v0 ``getOrders``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from connectors.amazon.client import AmazonClient, RawResponse
+from connectors.amazon.config import AmazonStore
+from connectors.base import Page, Stream
+from connectors.landing import Part
+from orderhub import clock
+from orderhub.errors import FatalError, RetriableError
+
+log = logging.getLogger(__name__)
+
+KIND_SEARCH_ORDERS = "amazon.orders.v2026.searchOrders"
+KIND_GET_ORDER = "amazon.orders.v2026.getOrder"
+KIND_V0_ORDERS = "amazon.orders.v0.getOrders"
+KIND_V0_ORDER = "amazon.orders.v0.getOrder"
+KIND_V0_ITEMS = "amazon.orders.v0.getOrderItems"
+
+# Datasets searchOrders returns besides the always-present orderItems (enum of `includedData` in
+# orders_2026-01-01.json; there is no "ITEMS" value). PROCEEDS carries the money.
+INCLUDED_DATA = ["BUYER", "RECIPIENT", "PROCEEDS", "FULFILLMENT", "PACKAGES"]
+PAGE_SIZE = 100  # maxResultsPerPage / MaxResultsPerPage: "between 1 and 100" in both models
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _whole_second(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)
+
+
+def _record_key(record: Any) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class NextTokenPaginator:
+    """SP-API paging: the response's next token goes back in ``param`` with otherwise identical parameters.
+
+    A token that keeps coming back means the server is looping: after ``max_repeats`` the run stops with
+    a retriable error instead of spinning (its landed pages stay; the next run re-fetches the window).
+    """
+
+    param: str
+    read: Callable[[Any], str | None]
+    max_repeats: int = 3
+    token: str | None = None
+    _asked: Counter[str] = field(default_factory=Counter)
+
+    def init_request(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The first request of a window."""
+        self.token = None
+        self._asked.clear()
+        return dict(params)
+
+    def update_state(self, data: Any) -> None:
+        """Read the next token from a response."""
+        self.token = self.read(data) or None
+        if self.token is not None:
+            self._asked[self.token] += 1
+            if self._asked[self.token] > self.max_repeats:
+                raise RetriableError(f"amazon served the same page token {self.max_repeats} times; stopping this run",
+                                     channel="amazon")
+
+    def update_request(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The next request: the same parameters plus the token."""
+        return {**params, self.param: self.token}
+
+    @property
+    def has_next(self) -> bool:
+        """Whether another page follows."""
+        return self.token is not None
+
+
+class AmazonOrdersStream(Stream):
+    """Orders updated in ``[since, until)``, fetched in date windows, each page landed verbatim.
+
+    Cursor: ``{"since": ISO}``. Pages inside a window keep the window's start; the window's last page
+    moves it to the window's end, so a crash re-fetches at most one window (overlap dedupes downstream).
+    A page whose records were all landed already in this window (a duplicated page, or a window restarted
+    after Amazon expired its page token) is not landed again.
+    """
+
+    channel = "amazon"
+    name = "orders"
+    # Amazon rejects a lastUpdatedBefore later than two minutes before the request ("must be ... at least
+    # two minutes before the time of the request": `lastUpdatedBefore` in orders_2026-01-01.json and
+    # `LastUpdatedBefore` in ordersV0.json, github.com/amzn/selling-partner-api-models).
+    lag = timedelta(minutes=2)
+    backfill_window: ClassVar[timedelta] = timedelta(days=30)  # backfills land in windows (STYLE.md 3)
+    max_restarts: ClassVar[int] = 2  # re-asks of a window whose page token expired (they live 24 h)
+    kind: ClassVar[str]  # the Part kind of a page body
+    paging_param: ClassVar[str]  # the request parameter that carries the next-page token
+    page_size_param: ClassVar[str]
+
+    def __init__(self, store: AmazonStore, *, start: datetime | None = None, client: AmazonClient | None = None) -> None:
+        super().__init__(store, start=start)
+        self.client = client or AmazonClient(store)
+
+    # -- what a concrete API declares ------------------------------------------------------------
+    def params(self, since: datetime, until: datetime) -> dict[str, Any]:
+        """Request parameters of a window."""
+        raise NotImplementedError
+
+    def fetch(self, params: dict[str, Any]) -> RawResponse:
+        """One page."""
+        raise NotImplementedError
+
+    @staticmethod
+    def records(data: Any) -> list[Any]:
+        """The order records of a page body."""
+        raise NotImplementedError
+
+    @staticmethod
+    def next_token(data: Any) -> str | None:
+        """The next page token of a page body."""
+        raise NotImplementedError
+
+    def extra_parts(self, records: list[Any]) -> list[Part]:
+        """Helper bodies landed with a page (v0: each order's items)."""
+        return []
+
+    # -- paging ----------------------------------------------------------------------------------
+    def pages(self, state: dict[str, Any] | None) -> Iterator[Page]:
+        """Every window from the state's ``since`` to now minus the lag."""
+        since, until = self.window(state)
+        since, until = _whole_second(since), _whole_second(until)
+        start = since
+        while True:
+            end = min(start + self.backfill_window, until)
+            last_window = end >= until
+            landed = False
+            if start < end:
+                for parts, more in self._window_pages(start, end):
+                    if more and parts:
+                        landed = True
+                        yield Page(parts, {"since": start.isoformat()})
+                    elif not more and (parts or landed or last_window):
+                        yield Page(parts, {"since": end.isoformat()})
+            else:
+                yield Page([], {"since": end.isoformat()})
+            if last_window:
+                return
+            start = end
+
+    def _window_pages(self, start: datetime, end: datetime) -> Iterator[tuple[list[Part], bool]]:
+        params = self.params(start, end)
+        paginator = NextTokenPaginator(self.paging_param, self.next_token)
+        request = paginator.init_request(params)
+        seen: set[str] = set()
+        restarts = 0
+        while True:
+            try:
+                response = self.fetch(request)
+            except FatalError as exc:
+                # Page tokens expire (24 h) or get refused: re-ask the window from its start; what was landed
+                # already is recognised below and not landed twice.
+                if paginator.token is None or exc.status != 400 or restarts >= self.max_restarts:
+                    raise
+                restarts += 1
+                log.warning("amazon %s: page token refused (%s); re-reading the window from its start",
+                            self.store.key, exc)
+                request = paginator.init_request(params)
+                continue
+            records = self.records(response.data)
+            keys = {_record_key(r) for r in records}
+            paginator.update_state(response.data)
+            parts: list[Part] = []
+            if keys - seen:
+                parts = [Part(self.kind, response.body, len(records), response.request), *self.extra_parts(records)]
+            elif records:
+                log.info("amazon %s: page already landed in this window; not landing it again", self.store.key)
+            seen |= keys
+            yield parts, paginator.has_next
+            if not paginator.has_next:
+                return
+            request = paginator.update_request(params)
+
+    def check(self) -> None:
+        """One small authenticated search of the last minute."""
+        until = _whole_second(clock.now() - self.lag)
+        self.fetch({**self.params(until - timedelta(minutes=1), until), self.page_size_param: 1})
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise FatalError(f"amazon answered a {what} body without its order list; nothing was landed", channel="amazon")
+    return value
+
+
+class OrdersStream(AmazonOrdersStream):
+    """Orders API v2026-01-01 ``searchOrders`` by ``lastUpdatedAfter``/``lastUpdatedBefore``."""
+
+    primary_key = "orderId"
+    kind = KIND_SEARCH_ORDERS
+    paging_param = "paginationToken"
+    page_size_param = "maxResultsPerPage"
+
+    def params(self, since: datetime, until: datetime) -> dict[str, Any]:
+        """searchOrders parameters of a window."""
+        return {"lastUpdatedAfter": _iso(since), "lastUpdatedBefore": _iso(until),
+                "marketplaceIds": [self.store.marketplace_id], "includedData": list(INCLUDED_DATA),
+                "maxResultsPerPage": PAGE_SIZE}
+
+    def fetch(self, params: dict[str, Any]) -> RawResponse:
+        """One searchOrders page."""
+        return self.client.search_orders(params)
+
+    @staticmethod
+    def records(data: Any) -> list[Any]:
+        """``orders``."""
+        return _list(data.get("orders") if isinstance(data, dict) else None, "searchOrders")
+
+    @staticmethod
+    def next_token(data: Any) -> str | None:
+        """``pagination.nextToken``."""
+        return (data.get("pagination") or {}).get("nextToken")
+
+
+class OrdersV0Stream(AmazonOrdersStream):
+    """Orders API v0 ``getOrders`` by ``LastUpdatedAfter``, each page landed with ``getOrderItems`` of its orders.
+
+    v0 is removed on 2027-03-27; use it only where v2026-01-01 is not yet available to the app.
+    """
+
+    primary_key = "AmazonOrderId"
+    kind = KIND_V0_ORDERS
+    paging_param = "NextToken"
+    page_size_param = "MaxResultsPerPage"
+
+    def params(self, since: datetime, until: datetime) -> dict[str, Any]:
+        """getOrders parameters of a window."""
+        return {"LastUpdatedAfter": _iso(since), "LastUpdatedBefore": _iso(until),
+                "MarketplaceIds": [self.store.marketplace_id], "MaxResultsPerPage": PAGE_SIZE}
+
+    def fetch(self, params: dict[str, Any]) -> RawResponse:
+        """One getOrders page."""
+        return self.client.get_orders_v0(params)
+
+    @staticmethod
+    def records(data: Any) -> list[Any]:
+        """``payload.Orders``."""
+        payload = data.get("payload") if isinstance(data, dict) else None
+        return _list(payload.get("Orders") if isinstance(payload, dict) else None, "getOrders")
+
+    @staticmethod
+    def next_token(data: Any) -> str | None:
+        """``payload.NextToken``."""
+        return (data.get("payload") or {}).get("NextToken")
+
+    def extra_parts(self, records: list[Any]) -> list[Part]:
+        """Every item page of every order of the page (an order without an id cannot be asked about)."""
+        parts: list[Part] = []
+        for record in records:
+            order_id = record.get("AmazonOrderId") if isinstance(record, dict) else None
+            if not order_id:
+                continue
+            params: dict[str, Any] = {}
+            while True:
+                response = self.client.get_order_items_v0(str(order_id), params)
+                parts.append(Part(KIND_V0_ITEMS, response.body, 0, response.request))
+                token = ((response.data or {}).get("payload") or {}).get("NextToken")
+                if not token:
+                    break
+                params = {"NextToken": token}
+        return parts

@@ -1,0 +1,203 @@
+"""Shopify Admin GraphQL client: ShopifyAPI's session for shop, version and token; requests (with a timeout) for the calls."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import shopify
+
+from connectors.http import HttpClient, RetryPolicy, call_with_retry, parse_json
+from connectors.shopify import queries
+from connectors.shopify.budget import CONNECTION_COST, MAX_PAGE, CostBudget
+from connectors.shopify.config import ShopifyStore
+from connectors.shopify.paging import CursorPaginator
+from orderhub.errors import AuthError, ConfigError, FatalError, RetriableError
+
+log = logging.getLogger(__name__)
+CHANNEL = "shopify"
+# What one order node of queries.ORDERS costs before the first response tells us (about 1 point per
+# object: the order and up to 100 line items, at Shopify's list rate of a tenth of a point each).
+INITIAL_NODE_COST = 11.0
+DEFAULT_POLICY = RetryPolicy()
+
+
+class MaxCostExceeded(FatalError):
+    """The query's requested cost is over Shopify's single-query limit (MAX_COST_EXCEEDED).
+
+    Attributes:
+        cost: the requested cost Shopify computed.
+        max_cost: the limit.
+    """
+
+    def __init__(self, message: str, *, cost: float, max_cost: float, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.cost, self.max_cost = cost, max_cost
+
+
+@dataclass(frozen=True)
+class GraphQLResponse:
+    """One GraphQL answer: the body exactly as received (for landing) and its parsed JSON."""
+
+    body: bytes
+    json: dict[str, Any]
+
+    @property
+    def cost(self) -> dict[str, Any]:
+        """``extensions.cost`` (empty when absent)."""
+        return (self.json.get("extensions") or {}).get("cost") or {}
+
+
+def raise_for_graphql_errors(body: dict[str, Any], budget: CostBudget, url: str) -> None:
+    """Map GraphQL ``errors`` (HTTP 200) to the exception hierarchy with Shopify's own message.
+
+    Raises:
+        RetriableError: THROTTLED (``retry_after`` from ``throttleStatus`` and the requested cost) or an
+            internal error on Shopify's side.
+        AuthError: ACCESS_DENIED (a missing access scope).
+        MaxCostExceeded: the query asks for more than one query may cost.
+        FatalError: anything else (an invalid query, ...).
+    """
+    errors = body.get("errors")
+    if not errors:
+        return
+    if not isinstance(errors, list):
+        raise FatalError(f"shopify answered an error: {errors}", channel=CHANNEL, url=url, body=json.dumps(body))
+    codes = {str(((e.get("extensions") or {}) if isinstance(e, dict) else {}).get("code", "")) for e in errors}
+    message = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)
+    kwargs: dict[str, Any] = {"channel": CHANNEL, "url": url, "body": json.dumps(body)[:500]}
+    if "THROTTLED" in codes:
+        requested = float((body.get("extensions") or {}).get("cost", {}).get("requestedQueryCost") or 0)
+        raise RetriableError(f"shopify throttled the query ({message}); waiting for the cost bucket",
+                             retry_after=budget.seconds_until(requested), **kwargs)
+    if "INTERNAL_SERVER_ERROR" in codes:
+        raise RetriableError(f"shopify had an internal error: {message}; will retry", **kwargs)
+    for err in errors:
+        ext = (err.get("extensions") or {}) if isinstance(err, dict) else {}
+        if ext.get("code") == "MAX_COST_EXCEEDED":
+            raise MaxCostExceeded(f"shopify refused the query: {message}", cost=float(ext.get("cost") or 0),
+                                  max_cost=float(ext.get("maxCost") or 0), **kwargs)
+    if "ACCESS_DENIED" in codes:
+        raise AuthError(f"shopify denied access: {message}. Grant the app the read_orders scope "
+                        "(and read_all_orders for orders older than 60 days)", **kwargs)
+    raise FatalError(f"shopify GraphQL error: {message}", **kwargs)
+
+
+class ShopifyGraphQL(shopify.GraphQL):
+    """``shopify.GraphQL`` sent through :class:`HttpClient`: a timeout, typed errors, cost-aware retries.
+
+    ShopifyAPI's ``execute`` uses urllib without a timeout and prints error bodies; this subclass keeps
+    its endpoint and headers, built from a :class:`shopify.Session` (shop domain, API version path,
+    ``X-Shopify-Access-Token``), and replaces the transport. With ``endpoint`` (the sandbox) the same
+    path goes to that base URL with ``Host: {shop}.myshopify.com``, the way Shopify routes shops.
+    """
+
+    def __init__(self, session: shopify.Session, http: HttpClient, *, endpoint: str | None = None,
+                 budget: CostBudget | None = None, policy: RetryPolicy = DEFAULT_POLICY,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        # super().__init__() would read the process-global ShopifyResource session: not thread-safe.
+        self.session = session
+        self.endpoint = f"{session.site}/graphql.json"
+        self.headers = {"X-Shopify-Access-Token": session.token, "Accept": "application/json"}
+        self.url = self.endpoint
+        if endpoint:
+            self.url = endpoint.rstrip("/") + urlsplit(self.endpoint).path
+            self.headers["Host"] = session.url
+        self.http = http
+        self.budget = budget or CostBudget(sleep=sleep)
+        self.policy = policy
+        self._sleep = sleep
+
+    def post(self, query: str, variables: dict[str, Any] | None = None,
+             operation_name: str | None = None) -> GraphQLResponse:
+        """One POST (no retry here): the response, or a typed error."""
+        payload = {"query": query, "variables": variables or {}, "operationName": operation_name}
+        resp = self.http.request("POST", self.url, json=payload, headers=self.headers)
+        body = parse_json(resp, CHANNEL)
+        if not isinstance(body, dict):
+            raise FatalError(f"shopify answered a {type(body).__name__}, not a GraphQL response", channel=CHANNEL,
+                             url=self.endpoint)
+        self.budget.update((body.get("extensions") or {}).get("cost"))
+        raise_for_graphql_errors(body, self.budget, self.endpoint)
+        return GraphQLResponse(resp.content, body)
+
+    def call(self, attempt: Callable[[], GraphQLResponse], what: str) -> GraphQLResponse:
+        """Run ``attempt`` under the one retry layer (THROTTLED, 429, 5xx, timeouts, truncated bodies)."""
+        return call_with_retry(attempt, policy=self.policy, sleep=self._sleep, what=f"shopify {what}")
+
+    def execute(self, query: str, variables: dict[str, Any] | None = None,
+                operation_name: str | None = None) -> str:
+        """ShopifyAPI's interface: the response body as text (errors raise instead of printing)."""
+        return self.call(lambda: self.post(query, variables, operation_name), operation_name or "graphql").body.decode()
+
+
+class ShopifyClient:
+    """What the streams need from one shop: pages of orders and a cheap credentials check.
+
+    Args:
+        store: the shop's configuration.
+        timeout: seconds per HTTP request.
+        policy: the retry policy of the one retry layer.
+        max_page: at most this many orders per page (the budget may ask for fewer).
+        sleep: injectable for tests.
+    """
+
+    def __init__(self, store: ShopifyStore, *, timeout: float = 30.0, policy: RetryPolicy = DEFAULT_POLICY,
+                 max_page: int = MAX_PAGE, sleep: Callable[[float], None] = time.sleep) -> None:
+        if store.access_token is None:
+            raise ConfigError(
+                f"shopify store {store.key!r} has no access_token: set access_token = \"env:NAME\" to the Admin API "
+                "token (shpat_...) of the shop's custom app"
+            )
+        session = shopify.Session(store.domain, store.api_version, store.access_token.get())
+        # One retry layer: HttpClient only maps statuses to errors (one attempt); ShopifyGraphQL.call retries.
+        http = HttpClient(CHANNEL, timeout=timeout, policy=RetryPolicy(max_attempts=1), sleep=sleep)
+        self.store = store
+        self.graphql = ShopifyGraphQL(session, http, endpoint=store.endpoint, policy=policy, sleep=sleep)
+        self.node_cost = INITIAL_NODE_COST
+        self.max_page = max_page
+
+    @property
+    def path(self) -> str:
+        """The API path every call goes to (``/admin/api/{version}/graphql.json``)."""
+        return urlsplit(self.graphql.endpoint).path
+
+    def orders_page(self, search: str, paginator: CursorPaginator) -> tuple[GraphQLResponse, dict[str, Any]]:
+        """The next page of ``orders`` matching ``search``, sized to the cost budget.
+
+        Returns:
+            The response and the variables it was fetched with.
+        """
+        sent: dict[str, Any] = {}
+
+        def attempt() -> GraphQLResponse:
+            first = min(self.max_page, self.graphql.budget.page_size(self.node_cost))
+            sent.clear()
+            sent.update({"first": first, "after": paginator.after, "query": search})
+            self.graphql.budget.wait_for(CONNECTION_COST + first * self.node_cost)
+            try:
+                resp = self.graphql.post(queries.ORDERS, dict(sent), "Orders")
+            except MaxCostExceeded as exc:
+                if first <= 1 or not exc.cost or not exc.max_cost:
+                    raise
+                # Adopt the server's figures and ask again with a page that fits.
+                self.graphql.budget.max_query_cost = exc.max_cost
+                self.node_cost = max(self.node_cost, (exc.cost - CONNECTION_COST) / first)
+                raise RetriableError(f"{exc}; asking for a smaller page", retry_after=0.0, channel=CHANNEL) from exc
+            requested = resp.cost.get("requestedQueryCost")
+            if isinstance(requested, int | float) and first:
+                self.node_cost = max(0.1, (float(requested) - CONNECTION_COST) / first)
+            paginator.check(resp.json)
+            return resp
+
+        return self.graphql.call(attempt, "orders"), sent
+
+    def shop(self) -> dict[str, Any]:
+        """The shop's name, domain, currency and time zone (a cheap authenticated call)."""
+        resp = self.graphql.call(lambda: self.graphql.post(queries.SHOP, None, "Shop"), "shop")
+        return (resp.json.get("data") or {}).get("shop") or {}

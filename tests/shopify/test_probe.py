@@ -1,0 +1,3 @@
+from tests.shopify.conftest import SHOP
+def test_x():
+    assert SHOP
