@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from crm import schema
 from crm.schema import TAG_SOURCES
@@ -213,6 +216,10 @@ class CrmStore:
     def read(self) -> Iterator[Connection]:
         """A connection whose queries all see one snapshot; nothing it does is committed."""
         with self.engine.connect() as conn:
+            if self.engine.dialect.name == "postgresql":
+                # READ COMMITTED (the default) gives each statement a new snapshot; a lookup's five
+                # queries must agree with each other. Read-only, so it never fails to serialize.
+                conn.execution_options(isolation_level="REPEATABLE READ")
             yield conn
 
     @contextmanager
@@ -261,11 +268,10 @@ class CrmStore:
         return self._upsert(schema.orders, df, None)
 
     def _insert(self, table: Table) -> Any:
+        # Both dialects' INSERT have on_conflict_do_update with the same signature: one code path.
         if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(table)
+            return pg_insert(table)
+        return sqlite_insert(table)
 
     def _upsert(
         self,
@@ -437,7 +443,10 @@ class CrmStore:
                     customer_id=customer_id, author=author.strip(), body=body, created_at=now or clock.now()
                 )
             )
-            return int(result.inserted_primary_key[0])
+            inserted = result.inserted_primary_key
+            if inserted is None or inserted[0] is None:
+                raise OrderhubError("the CRM store did not return the new note's id")
+            return int(inserted[0])
 
     def add_tag(
         self, customer_id: str, tag: str, source: str = "manual", *, now: datetime | None = None
@@ -458,16 +467,21 @@ class CrmStore:
             ValueError: empty tag or unknown source.
         """
         tag = _clean_tag(tag, source)
-        with self.write() as conn:
-            self._require_customer(conn, customer_id)
-            if conn.execute(_active_tag(customer_id, tag, source)).first() is not None:
-                return False
-            conn.execute(
-                schema.tags.insert().values(
-                    customer_id=customer_id, tag=tag, source=source, set_at=now or clock.now(), removed_at=None
+        try:
+            with self.write() as conn:
+                self._require_customer(conn, customer_id)
+                if conn.execute(_active_tag(customer_id, tag, source)).first() is not None:
+                    return False
+                conn.execute(
+                    schema.tags.insert().values(
+                        customer_id=customer_id, tag=tag, source=source, set_at=now or clock.now(), removed_at=None
+                    )
                 )
-            )
-            return True
+                return True
+        except IntegrityError:
+            # PostgreSQL: another agent set the same tag between our check and insert; the partial
+            # unique index kept one active row, which is the outcome asked for.
+            return False
 
     def remove_tag(
         self, customer_id: str, tag: str, source: str = "manual", *, now: datetime | None = None

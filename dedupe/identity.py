@@ -30,7 +30,7 @@ import duckdb
 import polars as pl
 
 from orderhub import clock
-from warehouse.db import transaction
+from warehouse.db import sync_table, transaction, update_in_storage_order
 from warehouse.frames import query_frame, registered
 
 RELAY_EMAIL = r"@marketplace\.amazon\.[a-z.]+$"  # Amazon buyer-seller messaging relay addresses
@@ -436,16 +436,19 @@ def resolve_customers(
             """,
             [now],
         )
-        con.execute("DELETE FROM customer_identities")
-        con.execute("INSERT INTO customer_identities BY NAME SELECT * FROM _oh_identities")
-        relinked = con.execute(
+        sync_table(con, "customer_identities", "_oh_identities", key="identity_key")
+        relinked = update_in_storage_order(
+            con,
+            "orders",
             """
-            UPDATE orders SET customer_id = m.customer_id
-            FROM (SELECT oi.order_id, i.customer_id
-                  FROM _oh_src_order_identity oi JOIN _oh_identities i USING (identity_key)) AS m
-            WHERE orders.order_id = m.order_id AND orders.customer_id IS DISTINCT FROM m.customer_id
-            """
-        ).fetchall()[0][0]
+            SELECT oi.order_id, i.customer_id
+            FROM _oh_src_order_identity oi JOIN _oh_identities i USING (identity_key)
+            JOIN orders o USING (order_id)
+            WHERE o.customer_id IS DISTINCT FROM i.customer_id
+            """,
+            key="order_id",
+            columns=["customer_id"],
+        )
         customers = _rebuild_customers(con, now)
         con.execute("DROP TABLE _oh_identities")
 
@@ -502,7 +505,7 @@ def _rebuild_customers(con: duckdb.DuckDBPyConnection, now: object) -> int:
         """,
         [now],
     )
-    con.execute("DELETE FROM customers")
-    count = con.execute("INSERT INTO customers BY NAME SELECT * FROM _oh_customers").fetchall()[0][0]
+    sync_table(con, "customers", "_oh_customers", key="customer_id")
+    count = con.execute("SELECT count(*) FROM _oh_customers").fetchall()[0][0]
     con.execute("DROP TABLE _oh_customers")
     return int(count)

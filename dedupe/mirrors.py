@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import duckdb
 
+from warehouse.db import transaction, update_in_storage_order
+
 # Recomputed over the whole table on every run, because the original may land after its mirror
 # and a new version of an order may drop or change its mirror_of. mirror_of is
 # "{channel}:{external_id}" as the mirror carries it (e.g. a Shopify order imported from Amazon
 # by a marketplace app); external ids may hold ':' themselves, so only the first ':' splits.
-_RESOLVE = """
+_CHANGES = """
 WITH refs AS (
     SELECT order_id, channel,
            lower(trim(split_part(mirror_of, ':', 1))) AS ref_channel,
@@ -22,18 +24,14 @@ WITH refs AS (
       ON o.channel = r.ref_channel AND o.external_id = r.ref_external_id AND o.channel <> r.channel
     GROUP BY r.order_id
 )
-UPDATE orders SET duplicate_of = m.original
-FROM (
-    SELECT o.order_id, matched.original
-    FROM orders o LEFT JOIN matched USING (order_id)
-    WHERE o.duplicate_of IS DISTINCT FROM matched.original
-) AS m
-WHERE orders.order_id = m.order_id
+SELECT o.order_id, matched.original AS duplicate_of
+FROM orders o LEFT JOIN matched USING (order_id)
+WHERE o.duplicate_of IS DISTINCT FROM matched.original
 """
 
 
 def resolve_mirrors(con: duckdb.DuckDBPyConnection) -> int:
-    """Set ``orders.duplicate_of`` from ``mirror_of`` across the whole table, in one SQL statement.
+    """Set ``orders.duplicate_of`` from ``mirror_of`` across the whole table, set-based in SQL.
 
     An order whose ``mirror_of`` names ``{channel}:{external_id}`` of an order of another channel
     (any store of it) gets that order's ``order_id`` in ``duplicate_of``; a flag whose reference no
@@ -46,5 +44,6 @@ def resolve_mirrors(con: duckdb.DuckDBPyConnection) -> int:
     Returns:
         How many orders are flagged as mirrors after the run.
     """
-    con.execute(_RESOLVE)
+    with transaction(con):
+        update_in_storage_order(con, "orders", _CHANGES, key="order_id", columns=["duplicate_of"])
     return int(con.execute("SELECT count(*) FROM orders WHERE duplicate_of IS NOT NULL").fetchall()[0][0])

@@ -176,10 +176,17 @@ def export_orders(
 
     Returns:
         The batches written and what the crash reconcile did.
+
+    Raises:
+        OutboxError: a batch folder in the outbox has a manifest that cannot be read.
+        ValueError: ``now`` is naive.
     """
-    now = (now or clock.now()).astimezone(UTC)
+    now = now or clock.now()
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("export_orders needs a time-zone-aware now")
+    now = now.astimezone(UTC)
     fixed = reconcile(con, outbox_dir)
-    formats = list(dict.fromkeys(settings.export.formats))
+    formats: list[str] = list(dict.fromkeys(settings.export.formats))
     batches: list[ExportBatch] = []
     while True:
         orders = _fetch(

@@ -20,6 +20,11 @@ def use_offset_file(path: Path | None) -> None:
     _offset_file = path
 
 
+def offset_file() -> Path | None:
+    """The offset file in use (None: real time)."""
+    return _offset_file
+
+
 def offset() -> timedelta:
     """The current sandbox offset (zero outside the sandbox)."""
     if _offset_file is None or not _offset_file.exists():

@@ -118,7 +118,8 @@ def _neutral_graphql(node: dict[str, Any]) -> dict[str, Any]:
         return _get(obj, field, "shopMoney", "amount")
 
     conn = node.get("lineItems") or {}
-    items = conn.get("nodes") if conn.get("nodes") is not None else [e.get("node") for e in conn.get("edges") or []]
+    items: list[Any] = conn["nodes"] if isinstance(conn.get("nodes"), list) else [
+        e.get("node") for e in conn.get("edges") or [] if isinstance(e, dict)]
     refunds = node.get("refunds")
     return {
         "external_id": node.get("legacyResourceId") or _number(node.get("id")),

@@ -25,7 +25,8 @@ negative). For any status but ``pending``/``refunded``, 0 < refunded < total mak
 table nor mapped by the store's ``custom_statuses`` quarantines the record with a reason naming the
 setting to add.
 
-Fields: ``*_gmt`` times are UTC without an offset; money strings are parsed with Decimal; subtotal
+Fields: ``*_gmt`` times are UTC without an offset; ``currency`` is the record's (the store's configured
+currency only when a record has none); money strings are parsed with Decimal; subtotal
 is the sum of line subtotals (before discounts); discount ``discount_total``; shipping
 ``shipping_total``; tax ``total_tax``; fee lines are in ``total`` only. E-mail and phone come from
 billing; the ship-to address from shipping, or from billing when shipping is empty (virtual

@@ -100,6 +100,12 @@ def money(value: Decimal, currency: str) -> Decimal:
 
 
 @lru_cache(maxsize=64)
+def zero(currency: str) -> Decimal:
+    """Zero in ``currency``'s minor unit (``0.00``), one shared object: millions of orders carry it."""
+    return money(Decimal(0), currency)
+
+
+@lru_cache(maxsize=64)
 def price_point(usd: float, currency: str) -> Decimal:
     """A shelf price in ``currency`` for a US-dollar price: charm-rounded (29.99, 27.95, 2980)."""
     value = usd * _PER_USD.get(currency, 1.0)

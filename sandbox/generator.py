@@ -72,6 +72,8 @@ _HOUR_WEIGHTS = (1.0, 0.6, 0.4, 0.3, 0.3, 0.4, 0.8, 1.5, 2.0, 2.4, 2.6, 2.8, 3.0
                  3.8, 4.0, 3.6, 2.6, 1.6)
 _HOUR_CUM = tuple(sum(_HOUR_WEIGHTS[: i + 1]) for i in range(24))
 _GROWTH = 0.1  # the business grows 10% over the window
+_PROMOS = (Decimal("0.10"), Decimal("0.15"), Decimal("0.20"))
+_NO_PROMO = Decimal(0)
 _EU = frozenset({"DE", "GB", "FR", "IT", "ES", "NL", "AT", "BE", "IE", "PL", "SE", "DK", "PT", "CH"})
 
 
@@ -174,7 +176,7 @@ class _Builder:
         t0 = int(self.t0.timestamp())
         local = t0 + int(grown * self.span) + offset
         hour = bisect.bisect(_HOUR_CUM, rng.random() * _HOUR_CUM[-1])
-        moment = local - local % 86400 + hour * 3600 + rng.randrange(3600) - offset
+        moment = local - local % 86400 + hour * 3600 + int(rng.random() * 3600) - offset
         # Keep the hour, move a day inward when the local day crosses either end of the window.
         if moment < t0:
             moment += 86400
@@ -242,20 +244,22 @@ class _Builder:
         n = 1 if roll < 0.65 else 2 if roll < 0.87 else 3 if roll < 0.95 else rng.randint(4, 6)
         if vip and rng.random() < 0.5:
             n += 1  # VIPs buy bigger baskets
-        picked = rng.choices(self.products, cum_weights=self.popularity, k=n)
         country = ship_to.country if ship_to is not None else spec.country
         region = ship_to.region if ship_to is not None else None
         rate = tax_rate(spec.country, country, region)
         included = spec.country in catalog.TAX_INCLUDED
         promo = 0.08 if spec.channel == "amazon" else 0.04
-        lines, seen = [], set()
+        products, popularity, random_ = self.products, self.popularity, rng.random
+        picked: list[catalog.Product] = []
+        for _ in range(n):
+            product = products[bisect.bisect(popularity, random_() * popularity[-1])]
+            if product not in picked:  # a second pick of the same variant is not a second line
+                picked.append(product)
+        lines = []
         for product in picked:
-            if product.sku in seen:
-                continue
-            seen.add(product.sku)
-            roll = rng.random()
+            roll = random_()
             qty = 1 if roll < 0.72 else 2 if roll < 0.90 else 3 if roll < 0.96 else rng.randint(4, 6)
-            off = Decimal(rng.choice(("0.10", "0.15", "0.20"))) if rng.random() < promo else Decimal(0)
+            off = _PROMOS[int(random_() * 3)] if random_() < promo else _NO_PROMO
             lines.append(self._line(spec.channel, spec.currency, product, qty, off, rate, included))
         return lines
 
@@ -263,7 +267,7 @@ class _Builder:
         """(shipping, order-level discount) in the store's currency."""
         rng, cur = self.rng, spec.currency
         goods = sum((line.quantity * line.unit_price - line.discount for line in lines), Decimal(0))
-        zero = money(Decimal(0), cur)
+        zero = catalog.zero(cur)
         if spec.channel == "amazon":
             # Prime and FBA ship free; Amazon promotions are per item, never order-level.
             shipping = zero if marketplace or rng.random() < 0.7 else price_point(5, cur)
@@ -329,7 +333,7 @@ class _Builder:
         shipped = next(v.at for v in original.versions if v.status == "fulfilled")
         created = shipped + timedelta(seconds=rng.randrange(2 * 86400, 10 * 86400))
         created = max(min(created, self.horizon - timedelta(hours=1)), shipped + timedelta(minutes=1))
-        zero = money(Decimal(0), original.currency)
+        zero = catalog.zero(original.currency)
         source = rng.choice(original.lines)
         lines = [Line(source.sku, source.title, 1, zero, zero, zero)]
         marketplace = original.fulfilled_by == "marketplace"
@@ -352,8 +356,8 @@ class _Builder:
                 prefixes = _AMAZON_PREFIXES.get(spec.marketplace_id or "", (f"{rng.randrange(100, 1000)}",))
                 for order in mine:
                     while not order.external_id or order.external_id in amazon_ids:
-                        order.external_id = (f"{rng.choice(prefixes)}-{rng.randrange(10**7):07d}-"
-                                             f"{rng.randrange(10**7):07d}")
+                        order.external_id = (f"{prefixes[int(rng.random() * len(prefixes))]}-"
+                                             f"{int(rng.random() * 1e7):07d}-{int(rng.random() * 1e7):07d}")
                     amazon_ids.add(order.external_id)
                     order.order_number = order.external_id
                 continue

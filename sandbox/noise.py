@@ -2,8 +2,11 @@
 
 Every function takes the caller's ``random.Random`` so the whole business stays reproducible. The
 truth is always recoverable by a careful pipeline: a national phone format is only shown when the
-ship-to country is the phone's country (parse with the ship-to country as the default region), and
-every e-mail string an order shows (except Amazon relay addresses) is listed in ``Person.emails``.
+ship-to country is the phone's country, and an international format written with a dialling prefix
+instead of ``+`` uses the prefix of the store's country (``001 415 ...`` in a German shop, ``011 49 ...``
+in a US one); so parse with the ship-to country as the default region and, if that gives no valid
+number, with the store's country. Every e-mail string an order shows (except Amazon relay addresses)
+is listed in ``Person.emails``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import random
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sandbox.model import Address
 
@@ -35,6 +39,7 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+@lru_cache(maxsize=65536)
 def ascii_fold(text: str) -> str:
     """Transliterate to ASCII the way people type on a US keyboard (Jürgen -> Juergen, José -> Jose)."""
     decomposed = unicodedata.normalize("NFKD", text.translate(_FOLD))

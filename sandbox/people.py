@@ -141,7 +141,10 @@ def _postal(rng: random.Random, country: str, stem: str) -> tuple[str, ...]:
 
 def make_home(rng: random.Random, country: str, locale: str, seed: int) -> tuple[Home, places.City | None]:
     """A home address in ``country`` with the spellings people use for it."""
-    number = str(rng.choice((rng.randrange(1, 200), rng.randrange(1, 2000), rng.randrange(1, 40))))
+    if country in ("US", "CA"):
+        number = str(rng.choice((rng.randrange(1, 200), rng.randrange(100, 9999), rng.randrange(1, 40))))
+    else:
+        number = str(1 + int(150 * rng.random() ** 2))  # European streets are numbered from 1, mostly low
     unit: tuple[str, ...] = ()
     city = None
     if country in places.CITIES:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -132,6 +132,77 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         con.rollback()
         raise
     con.commit()
+
+
+def update_in_storage_order(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    source_sql: str,
+    *,
+    key: str,
+    columns: Sequence[str],
+    params: list[Any] | None = None,
+) -> int:
+    """``UPDATE table`` from the rows of ``source_sql`` (matched on ``key``), visiting rows in storage order.
+
+    DuckDB updates rows far faster when it meets them in the order they are stored: with
+    duckdb 2.0.1 the same 30k-row, 40-column update of a 300k-row table took 0.9 s in rowid order
+    and 20 s in order_id order, and a later update over such out-of-order update chains took
+    minutes. So the target rows' rowids are looked up first, sorted, and the update joins on them.
+
+    Args:
+        con: a writable connection (run it inside a transaction: rowids are stable within one).
+        table: the table to update.
+        source_sql: a SELECT yielding ``key`` and ``columns``.
+        key: the column both sides are matched on.
+        columns: the columns to set from the source.
+        params: parameters of ``source_sql``.
+
+    Returns:
+        How many rows were updated.
+    """
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _oh_update AS SELECT t.rowid AS _oh_rowid, s.* "
+        f"FROM {table} t JOIN ({source_sql}) s USING ({key}) ORDER BY _oh_rowid",
+        params or [],
+    )
+    assignments = ", ".join(f'"{c}" = s."{c}"' for c in columns)
+    updated = con.execute(
+        f"UPDATE {table} SET {assignments} FROM _oh_update s WHERE {table}.rowid = s._oh_rowid"
+    ).fetchall()[0][0]
+    con.execute("DROP TABLE _oh_update")
+    return int(updated)
+
+
+def sync_table(con: duckdb.DuckDBPyConnection, table: str, source: str, *, key: str) -> tuple[int, int]:
+    """Make ``table`` hold exactly the rows of ``source``, rewriting only the rows that differ.
+
+    For tables recomputed whole on every run (identities, customers): a full DELETE + INSERT
+    would rewrite every row, and DuckDB's next checkpoint with it, even when one customer changed.
+
+    Args:
+        con: a writable connection (run it inside a transaction).
+        table: the table to bring in line.
+        source: a table or view with the same columns.
+        key: the primary key column.
+
+    Returns:
+        ``(deleted, inserted)`` row counts; a changed row counts in both.
+    """
+    columns = [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall() if row[0] != key]
+    differs = " OR ".join(f't."{c}" IS DISTINCT FROM s."{c}"' for c in columns) or "false"
+    deleted = con.execute(
+        f"""
+        DELETE FROM {table} WHERE {key} IN (
+            SELECT t.{key} FROM {table} t LEFT JOIN {source} s USING ({key})
+            WHERE s.{key} IS NULL OR {differs})
+        """
+    ).fetchall()[0][0]
+    inserted = con.execute(
+        f"INSERT INTO {table} BY NAME SELECT s.* FROM {source} s "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{key} = s.{key})"
+    ).fetchall()[0][0]
+    return int(deleted), int(inserted)
 
 
 def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
@@ -386,12 +457,7 @@ class Warehouse:
         latest = latest_versions(incoming)
         new_lines = latest_lines(lines, latest)
         con = self.con
-        cols = list(ORDER_SCHEMA)
-        set_list = ", ".join(
-            f'"{c}" = coalesce(i."{c}", orders."{c}")' if c in _DERIVED else f'"{c}" = i."{c}"'
-            for c in cols
-            if c != "order_id"
-        )
+        replaced = ", ".join(f'coalesce(i."{c}", o."{c}") AS "{c}"' for c in _DERIVED)
         with (
             transaction(con),
             registered(con, "_oh_src_orders", latest),
@@ -425,13 +491,16 @@ class Warehouse:
                     WHERE p.action = 'update' AND p.order_id IN (SELECT order_id FROM _oh_in_lines))
                 """
             )
-            con.execute(
+            update_in_storage_order(
+                con,
+                "orders",
                 f"""
-                UPDATE orders SET {set_list}
-                FROM (SELECT i.* FROM _oh_in_orders i JOIN _oh_plan p USING (order_id)
-                      WHERE p.action = 'update') AS i
-                WHERE orders.order_id = i.order_id
-                """
+                SELECT i.* REPLACE ({replaced})
+                FROM _oh_in_orders i JOIN _oh_plan p USING (order_id) JOIN orders o USING (order_id)
+                WHERE p.action = 'update'
+                """,
+                key="order_id",
+                columns=[c for c in ORDER_SCHEMA if c != "order_id"],
             )
             con.execute(
                 """

@@ -100,6 +100,7 @@ class AmazonOrdersStream(Stream):
     lag = timedelta(minutes=2)
     backfill_window: ClassVar[timedelta] = timedelta(days=30)  # backfills land in windows (STYLE.md 3)
     max_restarts: ClassVar[int] = 2  # re-asks of a window whose page token expired (they live 24 h)
+    page_size: int = PAGE_SIZE
     kind: ClassVar[str]  # the Part kind of a page body
     paging_param: ClassVar[str]  # the request parameter that carries the next-page token
     page_size_param: ClassVar[str]
@@ -211,7 +212,7 @@ class OrdersStream(AmazonOrdersStream):
         """searchOrders parameters of a window."""
         return {"lastUpdatedAfter": _iso(since), "lastUpdatedBefore": _iso(until),
                 "marketplaceIds": [self.store.marketplace_id], "includedData": list(INCLUDED_DATA),
-                "maxResultsPerPage": PAGE_SIZE}
+                "maxResultsPerPage": self.page_size}
 
     def fetch(self, params: dict[str, Any]) -> RawResponse:
         """One searchOrders page."""
@@ -242,7 +243,7 @@ class OrdersV0Stream(AmazonOrdersStream):
     def params(self, since: datetime, until: datetime) -> dict[str, Any]:
         """getOrders parameters of a window."""
         return {"LastUpdatedAfter": _iso(since), "LastUpdatedBefore": _iso(until),
-                "MarketplaceIds": [self.store.marketplace_id], "MaxResultsPerPage": PAGE_SIZE}
+                "MarketplaceIds": [self.store.marketplace_id], "MaxResultsPerPage": self.page_size}
 
     def fetch(self, params: dict[str, Any]) -> RawResponse:
         """One getOrders page."""

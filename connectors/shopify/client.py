@@ -98,8 +98,7 @@ class ShopifyGraphQL(shopify.GraphQL):
     """
 
     def __init__(self, session: shopify.Session, http: HttpClient, *, endpoint: str | None = None,
-                 budget: CostBudget | None = None, policy: RetryPolicy = DEFAULT_POLICY,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 budget: CostBudget | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
         # super().__init__() would read the process-global ShopifyResource session: not thread-safe.
         self.session = session
         self.endpoint = f"{session.site}/graphql.json"
@@ -110,14 +109,13 @@ class ShopifyGraphQL(shopify.GraphQL):
             self.headers["Host"] = session.url
         self.http = http
         self.budget = budget or CostBudget(sleep=sleep)
-        self.policy = policy
         self._sleep = sleep
 
     def post(self, query: str, variables: dict[str, Any] | None = None,
              operation_name: str | None = None) -> GraphQLResponse:
-        """One POST (no retry here): the response, or a typed error."""
+        """One POST (one attempt, no retry): the response, or a typed error."""
         payload = {"query": query, "variables": variables or {}, "operationName": operation_name}
-        resp = self.http.request("POST", self.url, json=payload, headers=self.headers)
+        resp = self.http.send_once("POST", self.url, json=payload, headers=self.headers)
         body = parse_json(resp, CHANNEL)
         if not isinstance(body, dict):
             raise FatalError(f"shopify answered a {type(body).__name__}, not a GraphQL response", channel=CHANNEL,
@@ -128,7 +126,7 @@ class ShopifyGraphQL(shopify.GraphQL):
 
     def call(self, attempt: Callable[[], GraphQLResponse], what: str) -> GraphQLResponse:
         """Run ``attempt`` under the one retry layer (THROTTLED, 429, 5xx, timeouts, truncated bodies)."""
-        return call_with_retry(attempt, policy=self.policy, sleep=self._sleep, what=f"shopify {what}")
+        return call_with_retry(attempt, policy=self.http.policy, sleep=self._sleep, what=f"shopify {what}")
 
     def execute(self, query: str, variables: dict[str, Any] | None = None,
                 operation_name: str | None = None) -> str:
@@ -155,10 +153,10 @@ class ShopifyClient:
                 "token (shpat_...) of the shop's custom app"
             )
         session = shopify.Session(store.domain, store.api_version, store.access_token.get())
-        # One retry layer: HttpClient only maps statuses to errors (one attempt); ShopifyGraphQL.call retries.
-        http = HttpClient(CHANNEL, timeout=timeout, policy=RetryPolicy(max_attempts=1), sleep=sleep)
+        # One retry loop: each attempt is HttpClient.send_once plus the GraphQL checks, under ShopifyGraphQL.call.
+        http = HttpClient(CHANNEL, timeout=timeout, policy=policy, sleep=sleep)
         self.store = store
-        self.graphql = ShopifyGraphQL(session, http, endpoint=store.endpoint, policy=policy, sleep=sleep)
+        self.graphql = ShopifyGraphQL(session, http, endpoint=store.endpoint, sleep=sleep)
         self.node_cost = INITIAL_NODE_COST
         self.max_page = max_page
 

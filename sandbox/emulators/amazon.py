@@ -453,13 +453,23 @@ class AmazonEmulator(Emulator):
         return Response.json({"access_token": access, "refresh_token": refresh, "token_type": "bearer",
                               "expires_in": ACCESS_TOKEN_SECONDS})
 
+    def revoke(self, refresh_token: str) -> None:
+        """The seller withdraws the app's authorization: the refresh token and its access tokens stop working."""
+        with self._state_lock:
+            self.refresh_tokens.discard(refresh_token)
+            for access in [a for a, g in self._grants.items() if g.refresh_token == refresh_token]:
+                del self._grants[access]
+
     def _authorize(self, req: Request) -> str | Response:
         token = req.headers.get("x-amz-access-token", "")
         denied = "Access to requested resource is denied."
         with self._state_lock:
             grant = self._grants.get(token)
-            if grant is not None and self.faults.take(req.path, {"expired_token"}):
-                grant.expires_at = self.now()
+            expire = bool(token) and self.faults.take(req.path, {"expired_token"}) is not None
+            if grant is not None and expire:
+                grant.expires_at = self.now()  # it stays expired: the client must fetch a new one
+        if expire:
+            return _error(403, "Unauthorized", denied, "The access token you provided has expired.")
         if grant is None:
             details = "The access token you provided is revoked, malformed or invalid." if token else ""
             return _error(403, "Unauthorized", denied, details)

@@ -248,7 +248,9 @@ class EmulatorServer:
         self.emulator = emulator
         self._server = _Server((host, port), _Handler)
         self._server.emulator = emulator
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"{emulator.name}-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{emulator.name}-server", daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -9,10 +9,11 @@ import math
 import re
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from graphql import (
@@ -24,7 +25,7 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
     build_schema,
-    execute,
+    execute_sync,
     get_operation_ast,
     parse,
     validate,
@@ -67,6 +68,8 @@ _REST_FULFILLMENT = {"FULFILLED": "fulfilled", "PARTIALLY_FULFILLED": "partial"}
 _COUNTRY_NAMES = {"US": "United States", "CA": "Canada", "GB": "United Kingdom", "DE": "Germany", "FR": "France",
                   "ES": "Spain", "IT": "Italy", "NL": "Netherlands", "MX": "Mexico", "JP": "Japan",
                   "AU": "Australia", "BR": "Brazil", "IE": "Ireland", "AT": "Austria", "BE": "Belgium"}
+_TRACKING_URLS = {"UPS": "https://www.ups.com/track?tracknum={}", "USPS": "https://tools.usps.com/go/TrackConfirmAction?tLabels={}",
+                  "FedEx": "https://www.fedex.com/fedextrack/?trknbr={}", "DHL": "https://www.dhl.com/en/express/tracking.html?AWB={}"}
 _BAD_DATE = "2024-02-30T25:61:00Z"  # the `bad_date` defect: no such time
 _CENT = Decimal("0.01")
 
@@ -80,8 +83,9 @@ def gql_amount(value: Decimal) -> str:
 
 def rest_amount(value: Decimal) -> str:
     """A REST money string: two decimals, more when the amount has them ("409.94", "0.00")."""
-    exp = -value.as_tuple().exponent if isinstance(value.as_tuple().exponent, int) else 2
-    return f"{value:.{max(2, exp)}f}"
+    exponent = value.as_tuple().exponent
+    places = max(2, -exponent) if isinstance(exponent, int) else 2
+    return f"{value:.{places}f}"
 
 
 def gql_time(value: datetime) -> str:
@@ -112,11 +116,29 @@ def _split_name(name: str | None) -> tuple[str | None, str | None]:
 
 
 # -- the order as Shopify holds it at one version --------------------------------------------------
+@dataclass(frozen=True)
+class Fulfilled:
+    """One fulfillment (parcel) of an order."""
+
+    id: int
+    name: str
+    at: datetime
+    number: str | None
+    carrier: str  # Shopify's tracking company name; UPS when the truth names none
+
+    @property
+    def url(self) -> str | None:
+        """The carrier's tracking page, as Shopify fills it in for the carriers it knows."""
+        pattern = _TRACKING_URLS.get(self.carrier)
+        return pattern.format(self.number) if self.number and pattern else None
+
+
 class OrderView:
     """One order at one version, with everything both wire formats need (amounts exact, defects applied)."""
 
-    def __init__(self, order: Order, version: Version, currency: str, amazon_id: str | None) -> None:
-        self.order, self.version = order, version
+    def __init__(self, order: Order, version: Version, currency: str, amazon_id: str | None = None,
+                 shop: str = "shop.myshopify.com") -> None:
+        self.order, self.version, self.shop = order, version, shop
         defect = order.defect
         self.ext = "" if defect == "missing_id" else order.external_id
         self.currency = "ZZZ" if defect == "unknown_currency" else (order.currency or currency)
@@ -143,9 +165,15 @@ class OrderView:
                 self.refunds.append((numeric_id(order.external_id, "refund", len(self.refunds)), v.at,
                                      v.refunded - previous))
                 previous = v.refunded
-        self.fulfilled_at: datetime | None = None
-        if version.status in _FULFILLMENT:
-            self.fulfilled_at = next(v.at for v in history if v.status in _FULFILLMENT)
+        # One fulfillment per parcel: each new tracking number of a (partially) fulfilled version.
+        self.fulfillments: list[Fulfilled] = []
+        for v in history:
+            if v.status in _FULFILLMENT and (not self.fulfillments or (
+                    v.tracking_number and v.tracking_number not in {f.number for f in self.fulfillments})):
+                n = len(self.fulfillments)
+                self.fulfillments.append(Fulfilled(numeric_id(order.external_id, "fulfillment", n),
+                                                   f"{order.order_number}-F{n + 1}", v.at, v.tracking_number,
+                                                   v.carrier or "UPS"))
         self.tags: list[str] = []
         self.attributes: list[tuple[str, str]] = []
         self.source_name = "web"
@@ -221,7 +249,7 @@ def _address_gql(addr: Address | None, phone: str | None, ext: str, name: str | 
 def render_graphql(view: OrderView) -> dict[str, Any]:
     """An ``Order`` object as the GraphQL engine resolves it (connections resolve from their arguments)."""
     o, cur, ext = view.order, view.currency, view.ext
-    lines = []
+    lines: list[dict[str, Any]] = []
     for i, (ln, qty) in enumerate(zip(view.lines, view.quantities, strict=True)):
         line_id = numeric_id(o.external_id, "line", i)
         gross = qty * ln.unit_price
@@ -244,16 +272,11 @@ def render_graphql(view: OrderView) -> dict[str, Any]:
                     "displayName": o.buyer_name or o.email or ""}
     refunds = [{"id": _gid("Refund", rid), "legacyResourceId": str(rid), "createdAt": gql_time(at), "note": None,
                 "totalRefundedSet": _bag(amount, cur)} for rid, at, amount in view.refunds]
-    fulfillments = []
-    if view.fulfilled_at is not None:
-        fid = numeric_id(o.external_id, "fulfillment")
-        number = view.version.tracking_number
-        tracking = [{"company": "UPS", "number": number, "url": f"https://www.ups.com/track?tracknum={number}"}] \
-            if number else []
-        fulfillments.append({"id": _gid("Fulfillment", fid), "legacyResourceId": str(fid),
-                             "name": f"{o.order_number}-F1", "status": "SUCCESS",
-                             "createdAt": gql_time(view.fulfilled_at), "updatedAt": gql_time(view.version.at),
-                             "trackingInfo": _sliced(tracking)})
+    fulfillments = [{
+        "id": _gid("Fulfillment", f.id), "legacyResourceId": str(f.id), "name": f.name, "status": "SUCCESS",
+        "createdAt": gql_time(f.at), "updatedAt": gql_time(f.at),
+        "trackingInfo": _sliced([{"company": f.carrier, "number": f.number, "url": f.url}] if f.number else []),
+    } for f in view.fulfillments]
     created = _BAD_DATE if view.bad_date else gql_time(o.created_at)
     subtotal_net = o.subtotal - view.discount
     total: Decimal | str = view.total_text or o.total
@@ -311,39 +334,43 @@ def render_rest(view: OrderView) -> dict[str, Any]:
             "id": line_id, "admin_graphql_api_id": _gid("LineItem", line_id), "fulfillment_service": "manual",
             "fulfillment_status": _REST_FULFILLMENT.get(view.fulfillment), "grams": 0, "name": ln.title,
             "price": amt(ln.unit_price), "price_set": _rest_set(ln.unit_price, cur), "product_exists": True,
-            "product_id": None, "properties": [], "quantity": qty, "requires_shipping": True, "sku": ln.sku,
+            "product_id": numeric_id("product", ln.sku), "properties": [], "quantity": qty,
+            "requires_shipping": True, "sku": ln.sku,
             "taxable": True, "title": ln.title, "total_discount": amt(ln.discount),
-            "total_discount_set": _rest_set(ln.discount, cur), "variant_id": None, "variant_title": None,
+            "total_discount_set": _rest_set(ln.discount, cur), "variant_id": numeric_id("variant", ln.sku),
+            "variant_title": None, "variant_inventory_management": "shopify",
             "discount_allocations": [{"amount": amt(ln.discount), "amount_set": _rest_set(ln.discount, cur),
                                       "discount_application_index": 0}] if ln.discount else [],
             "vendor": None,
             "tax_lines": [{"price": amt(ln.tax), "rate": None, "title": "Tax", "price_set": _rest_set(ln.tax, cur)}]
             if ln.tax else [],
         })
-    customer = None
+    customer: dict[str, Any] | None = None
     if o.channel_customer_id:
         first, last = _split_name(o.buyer_name)
         cid = int(o.channel_customer_id) if o.channel_customer_id.isdigit() else o.channel_customer_id
-        customer = {"id": cid, "email": o.email, "first_name": first, "last_name": last, "phone": o.phone,
-                    "state": "enabled", "note": None, "tags": "", "currency": cur,
-                    "admin_graphql_api_id": _gid("Customer", o.channel_customer_id)}
+        customer = {"id": cid, "email": o.email, "accepts_marketing": False, "created_at": rest_time(o.created_at),
+                    "updated_at": rest_time(o.created_at), "first_name": first, "last_name": last,
+                    "state": "enabled", "note": None, "verified_email": True, "multipass_identifier": None,
+                    "tax_exempt": False, "phone": o.phone, "tags": "", "currency": cur, "tax_exemptions": [],
+                    "admin_graphql_api_id": _gid("Customer", o.channel_customer_id),
+                    "default_address": {"id": numeric_id(o.channel_customer_id, "address"), "customer_id": cid,
+                                        **(_address_rest(o.ship_to, o.phone) or {}), "default": True}
+                    if o.ship_to else None}
     refunds = [{"id": rid, "order_id": order_id, "created_at": rest_time(at), "note": None, "restock": False,
                 "refund_line_items": [], "order_adjustments": [],
                 "transactions": [{"id": numeric_id(rid, "transaction"), "order_id": order_id, "amount": amt(amount),
                                   "kind": "refund", "status": "success", "currency": cur, "gateway": "manual",
                                   "created_at": rest_time(at)}]}
                for rid, at, amount in view.refunds]
-    fulfillments = []
-    if view.fulfilled_at is not None:
-        number = view.version.tracking_number
-        url = f"https://www.ups.com/track?tracknum={number}" if number else None
-        fulfillments.append({
-            "id": numeric_id(o.external_id, "fulfillment"), "order_id": order_id, "status": "success",
-            "created_at": rest_time(view.fulfilled_at), "updated_at": rest_time(view.version.at),
-            "service": "manual", "tracking_company": "UPS" if number else None, "tracking_number": number,
-            "tracking_numbers": [number] if number else [], "tracking_url": url, "tracking_urls": [url] if url else [],
-            "name": f"{o.order_number}-F1", "line_items": []})
+    fulfillments = [{
+        "id": f.id, "order_id": order_id, "status": "success", "created_at": rest_time(f.at),
+        "updated_at": rest_time(f.at), "service": "manual", "tracking_company": f.carrier if f.number else None,
+        "tracking_number": f.number, "tracking_numbers": [f.number] if f.number else [], "tracking_url": f.url,
+        "tracking_urls": [f.url] if f.url else [], "name": f.name, "line_items": [],
+    } for f in view.fulfillments]
     number_digits = re.sub(r"\D", "", o.order_number or "")
+    token = hashlib.sha256(f"token:{o.external_id}".encode()).hexdigest()[:32]
     return {
         "id": order_id, "admin_graphql_api_id": _gid("Order", ext), "email": o.email, "contact_email": o.email,
         "closed_at": None, "created_at": created, "updated_at": rest_time(view.version.at), "processed_at": created,
@@ -356,6 +383,16 @@ def render_rest(view: OrderView) -> dict[str, Any]:
         "cancel_reason": "customer" if view.cancelled_at else None, "phone": o.phone,
         "order_number": int(number_digits) if number_digits else None, "tags": ", ".join(view.tags),
         "source_name": view.source_name, "presentment_currency": cur,
+        "token": token, "cart_token": None, "checkout_token": None, "checkout_id": None, "gateway": "manual",
+        "payment_gateway_names": ["manual"], "processing_method": "manual", "browser_ip": None,
+        "buyer_accepts_marketing": False, "client_details": None, "customer_locale": "en", "device_id": None,
+        "app_id": None, "landing_site": None, "landing_site_ref": None, "referring_site": None, "reference": None,
+        "source_identifier": None, "source_url": None, "location_id": None, "user_id": None,
+        "order_status_url": f"https://{view.shop}/{numeric_id(view.shop)}/orders/{token}/authenticate",
+        "discount_codes": [{"code": "SAVE", "amount": amt(o.order_discount), "type": "fixed_amount"}]
+        if o.order_discount else [],
+        "tax_lines": [{"price": amt(o.tax), "rate": None, "title": "Tax", "price_set": _rest_set(o.tax, cur)}]
+        if o.tax else [],
         "fulfillment_status": _REST_FULFILLMENT.get(view.fulfillment),
         "note_attributes": [{"name": k, "value": v} for k, v in view.attributes],
         "total_line_items_price_set": _rest_set(o.subtotal, cur),
@@ -517,7 +554,7 @@ class _Root:
     """QueryRoot resolvers of one shop at one instant."""
 
     def __init__(self, emulator: ShopifyEmulator, shop: str) -> None:
-        self.emu, self.shop = emulator, shop
+        self.emu, self.domain = emulator, shop
         self.store_key, _, self.currency = emulator.shops[shop]
         self.now = emulator.now()
 
@@ -540,7 +577,7 @@ class _Root:
             mark = self._mark(_decode(before))
             rows = [r for r in rows if (self._key(r, sortKey) > mark if reverse else self._key(r, sortKey) < mark)]
         page = rows[:first] if first is not None else rows[len(rows) - size:] if size else []
-        edges = [{"cursor": self._cursor(r, sortKey), "node": render_graphql(self.emu.view(*r, self.currency))}
+        edges = [{"cursor": self._cursor(r, sortKey), "node": render_graphql(self.emu.view(*r, self.domain))}
                  for r in page]
         return {"edges": edges, "nodes": [e["node"] for e in edges], "pageInfo": {
             "hasNextPage": first is not None and len(rows) > len(page),
@@ -552,11 +589,11 @@ class _Root:
         ext = id.rsplit("/", 1)[-1]
         for o, v in self.emu.visible(self.store_key, self.now):
             if o.external_id == ext:
-                return render_graphql(self.emu.view(o, v, self.currency))
+                return render_graphql(self.emu.view(o, v, self.domain))
         return None
 
     def shop(self, _info: Any) -> dict[str, Any]:
-        return {"id": _gid("Shop", numeric_id(self.shop)), "name": self.store_key, "myshopifyDomain": self.shop,
+        return {"id": _gid("Shop", numeric_id(self.domain)), "name": self.store_key, "myshopifyDomain": self.domain,
                 "currencyCode": self.currency, "ianaTimezone": "Etc/UTC"}
 
     @staticmethod
@@ -590,7 +627,8 @@ class ShopifyEmulator(Emulator):
     Routes: ``POST /admin/api/{version}/graphql.json`` (orders, order, shop), ``GET
     /admin/api/{version}/orders.json`` and ``GET /admin/api/{version}/orders/{id}.json``. Faults beyond
     the generic ones: ``throttled`` (the next GraphQL call finds the bucket empty), ``expired_token``
-    (401), ``duplicate_page`` (the next orders page repeats the previous one).
+    (401), ``duplicate_page`` (the next GraphQL call is answered with the previous call's ``$after``, so the
+    previous page comes again).
 
     Args:
         source: the order source (``orders_for(store_key)``, ``by_truth_id(truth_id)``).
@@ -627,10 +665,10 @@ class ShopifyEmulator(Emulator):
                 out.append((order, version))
         return out
 
-    def view(self, order: Order, version: Version, currency: str) -> OrderView:
-        """The order at a version, with the Amazon id of a mirrored order resolved."""
+    def view(self, order: Order, version: Version, shop: str) -> OrderView:
+        """The order at a version as ``shop`` shows it, with the Amazon id of a mirrored order resolved."""
         amazon_id = self.source.by_truth_id(order.mirror_of).external_id if order.mirror_of else None
-        return OrderView(order, version, currency, amazon_id)
+        return OrderView(order, version, self.shops[shop][2], amazon_id, shop)
 
     # -- auth ------------------------------------------------------------------------------------------
     def _shop(self, req: Request) -> tuple[str | None, Response | None]:
@@ -660,9 +698,12 @@ class ShopifyEmulator(Emulator):
         operation = get_operation_ast(document, payload.get("operationName"))
         if operation is None:
             return Response.json({"errors": [{"message": "No operation named in the document"}]})
-        coerced = get_variable_values(SCHEMA, operation.variable_definitions or (), payload.get("variables") or {})
-        if isinstance(coerced, list):
-            return Response.json({"errors": [e.formatted for e in coerced]})
+        inputs = payload.get("variables") or {}
+        values = get_variable_values(SCHEMA, operation.variable_definitions or (), inputs)
+        if isinstance(values, list):
+            return Response.json({"errors": [e.formatted for e in values]})
+        # graphql-core 3.3 wraps the coerced values in VariableValues; 3.2 returns the dict itself
+        coerced: dict[str, Any] = dict(values.coerced if hasattr(values, "coerced") else cast(Any, values))
         requested = query_cost(document, operation, coerced)
         bucket = self.cost_buckets[shop]
         if requested > MAX_QUERY_COST:
@@ -679,7 +720,7 @@ class ShopifyEmulator(Emulator):
                 "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": None,
                                         "throttleStatus": bucket.status()}}})
         variables = self._repeat_page(shop, req.path, coerced)
-        result = execute(SCHEMA, document, root_value=_Root(self, shop), variable_values=variables,
+        result = execute_sync(SCHEMA, document, root_value=_Root(self, shop), variable_values=variables,
                          operation_name=payload.get("operationName"))
         actual = actual_cost(result.data) if result.data else requested
         bucket.give_back(requested - actual)
@@ -722,7 +763,7 @@ class ShopifyEmulator(Emulator):
         shop, denied, headers = self._rest_gate(req)
         if denied is not None or shop is None:
             return denied or Response.json({"errors": "Not Found"}, 404)
-        store_key, _, currency = self.shops[shop]
+        store_key = self.shops[shop][0]
         try:
             limit = min(int(req.arg("limit") or REST_DEFAULT_LIMIT), REST_MAX_LIMIT)
         except ValueError:
@@ -753,7 +794,7 @@ class ShopifyEmulator(Emulator):
             mark = (float(last[0]), tuple(last[1]))
             rows = [r for r in rows if (key(r) < mark if desc else key(r) > mark)]
         page = rows[:limit]
-        body = Response.json({"orders": [render_rest(self.view(o, v, currency)) for o, v in page]}, 200, headers)
+        body = Response.json({"orders": [render_rest(self.view(o, v, shop)) for o, v in page]}, 200, headers)
         if len(rows) > limit:
             k = key(page[-1])
             nxt = _encode({"params": params, "last": [k[0], list(k[1])]})
@@ -766,10 +807,10 @@ class ShopifyEmulator(Emulator):
         shop, denied, headers = self._rest_gate(req)
         if denied is not None or shop is None:
             return denied or Response.json({"errors": "Not Found"}, 404)
-        store_key, _, currency = self.shops[shop]
+        store_key = self.shops[shop][0]
         for o, v in self.visible(store_key, self.now()):
             if o.external_id == match["id"]:
-                return Response.json({"order": render_rest(self.view(o, v, currency))}, 200, headers)
+                return Response.json({"order": render_rest(self.view(o, v, shop))}, 200, headers)
         return Response.json({"errors": "Not Found"}, 404, headers)
 
     @staticmethod

@@ -25,9 +25,12 @@ from sandbox.model import Address, Order, Version
 HOST_RATE_PER_SECOND = 20.0
 HOST_BURST = 40
 # WooCommerce refuses OAuth timestamps older than 15 minutes and remembers nonces that long
-# (WC_REST_Authentication::check_oauth_timestamp_and_nonce).
+# (WC_REST_Authentication::check_oauth_timestamp_and_nonce,
+# https://github.com/woocommerce/woocommerce/blob/trunk/plugins/woocommerce/includes/class-wc-rest-authentication.php).
 OAUTH_WINDOW = timedelta(minutes=15)
-MAX_PER_PAGE = 100  # WordPress rejects per_page above 100 with rest_invalid_param
+# WordPress rejects per_page above 100 with rest_invalid_param:
+# https://developer.wordpress.org/rest-api/using-the-rest-api/pagination/
+MAX_PER_PAGE = 100
 WC_VERSION = "8.9.3"
 ZERO_DECIMAL = {"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG"}  # wc_get_price_decimals() 0
 ORDERBY = {"date", "id", "include", "title", "slug", "modified"}
@@ -146,7 +149,8 @@ def render_order(order: Order, version: Version, *, site_url: str, zone: ZoneInf
     completed_at = shipped_at if status == "completed" or (status == "refunded" and version.status == "fulfilled") \
         else None
     modified = max(version.at, order.created_at)
-    customer_id = int(order.channel_customer_id) if (order.channel_customer_id or "").isdigit() else 0
+    customer = order.channel_customer_id or ""
+    customer_id = int(customer) if customer.isdigit() else 0  # 0: a guest checkout
     country = order.ship_to.country if order.ship_to else ""
     billing = {**_address(order.ship_to), "email": order.email or "", "phone": order.phone or ""}
     billing["first_name"], billing["last_name"] = _split_name(order.buyer_name)

@@ -52,7 +52,7 @@ class World:
         return out
 
 
-def business(start: datetime, count: int = 40) -> list[Order]:
+def business(start: datetime, count: int = 24) -> list[Order]:
     """US orders over the last five days (some pending, some shipped later, some changing tomorrow)."""
     t0 = start - timedelta(days=5)
     orders = []
@@ -72,20 +72,36 @@ def business(start: datetime, count: int = 40) -> list[Order]:
     return orders
 
 
+REFRESH_TOKENS = {"Atzr|sandbox-amz-us", "Atzr|sandbox-amz-jp"}
+
+
+@pytest.fixture(scope="session")
+def served() -> Iterator[tuple[AmazonEmulator, EmulatorServer]]:
+    """One emulator server for the whole session (each test resets it): stores amz-us (US, PII roles), amz-jp (JP)."""
+    emulator = AmazonEmulator(
+        ListSource(), sellers={US: "amz-us", JP: "amz-jp"}, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+        refresh_tokens=set(REFRESH_TOKENS), speed=SPEED, pii_stores={"amz-us"},
+    )
+    with EmulatorServer(emulator) as server:
+        yield emulator, server
+
+
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    """An Amazon emulator for stores amz-us (US, PII roles) and amz-jp (JP, no PII roles) on loopback."""
+def world(tmp_path: Path, served: tuple[AmazonEmulator, EmulatorServer]) -> Iterator[World]:
+    """The served emulator over a fresh business, with a fresh clock, faults and credentials."""
+    emulator, server = served
     clock_file = tmp_path / "clock.json"
     clock.use_offset_file(clock_file)
     clock.set_offset(clock_file, timedelta(0))
     start = clock.now().replace(microsecond=0)
-    source = ListSource(business(start))
-    emulator = AmazonEmulator(
-        source, sellers={US: "amz-us", JP: "amz-jp"}, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-        refresh_tokens={"Atzr|sandbox-amz-us", "Atzr|sandbox-amz-jp"}, speed=SPEED, pii_stores={"amz-us"},
-    )
-    with EmulatorServer(emulator) as server:
-        yield World(emulator, server, source, clock_file, start, LandingStore(tmp_path / "landing"), tmp_path)
+    source = emulator.source
+    assert isinstance(source, ListSource)
+    source.orders[:] = business(start)
+    emulator.faults.clear()
+    emulator.faults.injected.clear()
+    emulator.requests.clear()
+    emulator.refresh_tokens = set(REFRESH_TOKENS)
+    yield World(emulator, server, source, clock_file, start, LandingStore(tmp_path / "landing"), tmp_path)
     clock.use_offset_file(None)
 
 

@@ -81,10 +81,13 @@ def amazon_store(url: str, key: str = "amz-us", marketplace: str = US, orders_ap
                        token_url=f"{url}/auth/o2/token", orders_api=orders_api)  # type: ignore[arg-type]
 
 
-def stream_for(store: AmazonStore, *, start: datetime | None = None, timeout: float = 2.0) -> AmazonOrdersStream:
+def stream_for(store: AmazonStore, *, start: datetime | None = None, timeout: float = 2.0,
+               page_size: int = 100) -> AmazonOrdersStream:
     """The store's stream with a fast retry policy."""
     cls = OrdersV0Stream if store.orders_api == "v0" else OrdersStream
-    return cls(store, start=start, client=AmazonClient(store, policy=FAST, timeout=timeout, sleep=_sleep))
+    stream = cls(store, start=start, client=AmazonClient(store, policy=FAST, timeout=timeout, sleep=_sleep))
+    stream.page_size = page_size
+    return stream
 
 
 def _sleep(seconds: float) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +18,6 @@ from tests.amazon.helpers import (
     amazon_store,
     landed,
     landed_order_ids,
-    make_order,
     normalized,
     stream_for,
 )
@@ -29,13 +28,7 @@ V0_ITEMS = r"/orderItems$"
 TOKEN = r"/auth/o2/token$"
 
 
-@pytest.fixture
-def paged(world: World) -> World:
-    """Enough orders for three pages."""
-    world.source.orders.extend(
-        make_order(3000 + i, "amz-us", world.start - timedelta(days=4, minutes=i), [(timedelta(0), "unfulfilled", "paid")])
-        for i in range(230))
-    return world
+PAGE = 8  # small pages, so that page-token faults have pages to hit
 
 
 def _assert_complete_once(world: World) -> None:
@@ -49,42 +42,44 @@ def _assert_complete_once(world: World) -> None:
     ("reset", SEARCH), ("timeout", SEARCH), ("expired_token", SEARCH), ("duplicate_page", SEARCH),
     ("expired_page_token", SEARCH), ("500", TOKEN), ("truncate", TOKEN),
 ])
-def test_searchorders_fault_loses_and_duplicates_nothing(paged: World, kind: str, path: str) -> None:
-    store = amazon_store(paged.url)
-    stream = stream_for(store, timeout=0.5)
+def test_searchorders_fault_loses_and_duplicates_nothing(world: World, kind: str, path: str) -> None:
+    store = amazon_store(world.url)
+    stream = stream_for(store, timeout=0.5, page_size=PAGE)
     stream.client.forget_access_token()  # sp_api's token cache is process-wide: start from a known state
-    paged.emulator.faults.add(kind, path=path, stall=1.0)
-    result = sync_stream(stream, paged.landing)
-    assert [k for k, _ in paged.emulator.faults.injected] == [kind], "the fault was served"
-    _assert_complete_once(paged)
-    assert result.records == len(paged.visible())
+    world.emulator.faults.add(kind, path=path, stall=0.8)
+    result = sync_stream(stream, world.landing)
+    if kind == "timeout":
+        time.sleep(0.8)  # let the stalled handler finish here, not in the next test
+    assert [k for k, _ in world.emulator.faults.injected] == [kind], "the fault was served"
+    _assert_complete_once(world)
+    assert result.records == len(world.visible())
     if kind == "expired_token":
-        assert paged.emulator.requests["lwa_token"] == 2  # the cached token was dropped and renewed once
+        assert world.emulator.requests["lwa_token"] == 2  # the cached token was dropped and renewed once
 
 
 @pytest.mark.parametrize(("kind", "path"), [
     ("500", V0_ITEMS), ("truncate", V0_ITEMS), ("429", V0_ORDERS), ("duplicate_page", V0_ORDERS),
     ("expired_page_token", V0_ORDERS), ("expired_token", V0_ITEMS),
 ])
-def test_v0_fault_loses_and_duplicates_nothing(paged: World, kind: str, path: str) -> None:
-    stream = stream_for(amazon_store(paged.url, orders_api="v0"))
-    paged.emulator.faults.add(kind, path=path)
-    sync_stream(stream, paged.landing)
-    assert [k for k, _ in paged.emulator.faults.injected] == [kind]
-    _assert_complete_once(paged)
-    rows = normalized(paged.landing, paged.home)
-    assert rows.quarantine.height == 0 and set(rows.orders["order_id"]) == set(paged.visible())
+def test_v0_fault_loses_and_duplicates_nothing(world: World, kind: str, path: str) -> None:
+    stream = stream_for(amazon_store(world.url, orders_api="v0"), page_size=PAGE)
+    world.emulator.faults.add(kind, path=path)
+    sync_stream(stream, world.landing)
+    assert [k for k, _ in world.emulator.faults.injected] == [kind]
+    _assert_complete_once(world)
+    rows = normalized(world.landing, world.home)
+    assert rows.quarantine.height == 0 and set(rows.orders["order_id"]) == set(world.visible())
 
 
-def test_persistent_5xx_is_a_typed_error_and_the_next_run_completes(paged: World) -> None:
-    store = amazon_store(paged.url)
-    paged.emulator.faults.add("503", path=SEARCH, times=20)
+def test_persistent_5xx_is_a_typed_error_and_the_next_run_completes(world: World) -> None:
+    store = amazon_store(world.url)
+    world.emulator.faults.add("503", path=SEARCH, times=20)
     with pytest.raises(RetriableError) as failed:
-        sync_stream(stream_for(store), paged.landing)
+        sync_stream(stream_for(store), world.landing)
     assert failed.value.status == 503 and failed.value.channel == "amazon"
-    paged.emulator.faults.clear()
-    sync_stream(stream_for(store), paged.landing)
-    _assert_complete_once(paged)
+    world.emulator.faults.clear()
+    sync_stream(stream_for(store), world.landing)
+    _assert_complete_once(world)
 
 
 @pytest.mark.parametrize(("override", "message"), [
@@ -94,8 +89,10 @@ def test_persistent_5xx_is_a_typed_error_and_the_next_run_completes(paged: World
 def test_bad_credentials_are_an_auth_error_then_fixed_credentials_sync(world: World, override: dict[str, Any],
                                                                         message: str) -> None:
     bad = amazon_store(world.url, **override)
+    stream = stream_for(bad)
+    stream.client.forget_access_token()  # a new process: sp_api has no cached token for it yet
     with pytest.raises(AuthError, match=message):
-        sync_stream(stream_for(bad), world.landing)
+        sync_stream(stream, world.landing)
     with pytest.raises(AuthError):
         stream_for(bad).check()
     assert world.landing.state("amazon", "amz-us", "orders") is None
@@ -106,8 +103,8 @@ def test_bad_credentials_are_an_auth_error_then_fixed_credentials_sync(world: Wo
 def test_revoked_refresh_token_is_an_auth_error_after_one_renewal(world: World) -> None:
     store = amazon_store(world.url)
     stream = stream_for(store)
-    world.emulator.refresh_tokens.discard("Atzr|sandbox-amz-us")  # revoked while a cached token still works
-    world.emulator._grants.clear()  # ... and the server forgot every access token
+    stream.check()  # a valid access token is cached
+    world.emulator.revoke("Atzr|sandbox-amz-us")  # the seller removes the app's authorization
     with pytest.raises(AuthError, match="invalid_grant"):
         sync_stream(stream, world.landing)
 
@@ -116,8 +113,8 @@ class Crash(Exception):
     """The process dies."""
 
 
-def test_crash_mid_sync_then_rerun_loses_nothing(paged: World) -> None:
-    store = amazon_store(paged.url)
+def test_crash_mid_sync_then_rerun_loses_nothing(world: World) -> None:
+    store = amazon_store(world.url)
 
     class CrashingStream(OrdersStream):
         def pages(self, state: dict[str, Any] | None) -> Iterator[Page]:
@@ -127,15 +124,16 @@ def test_crash_mid_sync_then_rerun_loses_nothing(paged: World) -> None:
                 yield page
 
     crashing = CrashingStream(store, client=stream_for(store).client)
+    crashing.page_size = PAGE
     with pytest.raises(Crash):
-        sync_stream(crashing, paged.landing)
-    kept = paged.landing.state("amazon", "amz-us", "orders")
-    assert kept is not None and len(landed(paged.landing)) == 2  # pages inside a window keep the old since
-    sync_stream(stream_for(store), paged.landing)
-    rows = normalized(paged.landing, paged.home)
-    assert set(rows.orders["order_id"]) == set(paged.visible())
+        sync_stream(crashing, world.landing)
+    kept = world.landing.state("amazon", "amz-us", "orders")
+    assert kept is not None and len(landed(world.landing)) == 2  # pages inside a window keep the old since
+    sync_stream(stream_for(store), world.landing)
+    rows = normalized(world.landing, world.home)
+    assert set(rows.orders["order_id"]) == set(world.visible())
     deduped = rows.orders.unique("record_hash")
-    assert deduped.height == len(paged.visible())  # re-landed pages are identical records downstream
+    assert deduped.height == len(world.visible())  # re-landed pages are identical records downstream
 
 
 def test_no_secret_reaches_a_log_line_or_the_landing(world: World, caplog: pytest.LogCaptureFixture) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -12,6 +13,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from crm import schema
 from crm.store import CrmStore
 from pipelines.schema import LINE_SCHEMA, ORDER_SCHEMA
 
@@ -53,10 +55,25 @@ WAREHOUSE_DDL = [
 ]
 
 
+# Set to a PostgreSQL URL (e.g. postgresql+psycopg://user@/orderhub_test?host=/run/postgresql) to run
+# these tests against PostgreSQL instead of SQLite; the database's CRM tables are dropped first.
+CRM_URL = os.environ.get("ORDERHUB_TEST_CRM_URL")
+
+
+def crm_url(tmp_path: Path) -> str:
+    """The URL of a fresh, empty CRM store for one test."""
+    if not CRM_URL:
+        return f"sqlite:///{tmp_path / 'crm.sqlite'}"
+    store = CrmStore(CRM_URL)
+    schema.metadata.drop_all(store.engine)
+    store.close()
+    return CRM_URL
+
+
 @pytest.fixture
 def crm(tmp_path: Path) -> Iterator[CrmStore]:
-    """A created CRM store in a temp SQLite file."""
-    store = CrmStore(f"sqlite:///{tmp_path / 'crm.sqlite'}")
+    """A created CRM store in a temp SQLite file (or the database of ORDERHUB_TEST_CRM_URL)."""
+    store = CrmStore(crm_url(tmp_path))
     store.create_all()
     yield store
     store.close()
@@ -110,7 +127,7 @@ def order(order_id: str, customer_id: str | None, created_at: datetime, **over: 
     return row
 
 
-ORDER_FRAME_SCHEMA: dict[str, pl.DataType] = {
+ORDER_FRAME_SCHEMA: dict[str, Any] = {
     "order_id": pl.String,
     "customer_id": pl.String,
     "channel": pl.String,

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
+from crm import schema
 from crm.store import CrmStore
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -32,10 +33,15 @@ def _order(order_id: str, customer_id: str, number: str, days_ago: int, total: s
     return row
 
 
-@pytest.fixture
-def crm(tmp_path: Path) -> Iterator[CrmStore]:
-    """A CRM store holding Zoë (three channels, a mirrored order), Jürgen, and a namesake of Zoë."""
-    store = CrmStore(f"sqlite:///{tmp_path / 'crm.sqlite'}")
+@pytest.fixture(scope="module")
+def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrmStore]:
+    """A CRM store holding Zoë (three channels, a mirrored order), Jürgen, and a namesake of Zoë.
+
+    Built once per module: lookups only read it.
+    """
+    url = os.environ.get("ORDERHUB_TEST_CRM_URL") or f"sqlite:///{tmp_path_factory.mktemp('service') / 'crm.sqlite'}"
+    store = CrmStore(url)
+    schema.metadata.drop_all(store.engine)  # a PostgreSQL test database may hold an earlier run's rows
     store.create_all()
     store.upsert_customers(pl.DataFrame(
         [

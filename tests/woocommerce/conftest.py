@@ -22,6 +22,7 @@ from tests.woocommerce.helpers import SITES, Source, WooEnv
 def woo(tmp_path: Path) -> Iterator[Callable[[list[Order]], WooEnv]]:
     """A factory: ``woo(orders)`` starts an emulator serving them; everything stops after the test."""
     clock_file = tmp_path / "clock.json"
+    previous = clock.offset_file()  # restored afterwards: another fixture may be running a sandbox clock
     clock.use_offset_file(clock_file)
     envs: list[WooEnv] = []
 
@@ -37,7 +38,7 @@ def woo(tmp_path: Path) -> Iterator[Callable[[list[Order]], WooEnv]]:
     yield build
     for env in envs:
         env.server.stop()
-    clock.use_offset_file(None)
+    clock.use_offset_file(previous)
 
 
 @pytest.fixture

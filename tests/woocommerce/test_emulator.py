@@ -61,7 +61,9 @@ def test_rendered_record_has_the_fixture_shape() -> None:
         if isinstance(kind, str) and "NoneType" not in (kind, shape[key]):
             assert shape[key] == kind, key
     assert set(rendered["_links"]) == {"self", "collection", "customer"}
-    assert rendered["coupon_lines"] == [] and rendered["refunds"][0]["total"] == "-5.00"
+    [coupon] = rendered["coupon_lines"]  # the line discount came from a coupon; fields as documented
+    assert list(coupon) == ["id", "code", "discount", "discount_tax", "meta_data"] and coupon["discount"] == "1.00"
+    assert rendered["refunds"][0]["total"] == "-5.00"  # negative, as WooCommerce writes refunds
     assert (rendered["status"], rendered["customer_id"], rendered["created_via"]) == ("completed", 26, "checkout")
     # Money as the wire writes it, dates in both zones, and the same bytes every time.
     assert (rendered["total"], rendered["cart_tax"], rendered["discount_total"]) == ("41.52", "2.58", "1.00")

@@ -45,6 +45,17 @@ def test_first_sync_lands_every_visible_order_once_then_nothing(woo, now) -> Non
     assert env.sync("shop-b").records == 4
 
 
+def test_first_sync_backfills_in_steps_that_each_save_progress(woo, now) -> None:
+    orders = [make_order(i, now - timedelta(days=d)) for i, d in enumerate((80, 79, 50, 10))]
+    env: WooEnv = woo(orders)
+    result = env.sync()
+    assert [m.records for m in result.manifests] == [2, 1, 1]  # one page per 30-day step, none empty
+    cursors = [datetime.fromisoformat(m.cursor["since"]) for m in result.manifests]
+    assert cursors == sorted(cursors) and cursors[-1] == datetime.fromisoformat(result.cursor["since"])
+    assert cursors[1] - cursors[0] == timedelta(days=30)  # each step's last page moves the cursor to its end
+    assert set(env.landed_ids()) == env.visible()
+
+
 def test_clock_advance_lands_only_changed_and_new_orders(woo, now) -> None:
     env: WooEnv = woo(catalogue(now))
     env.sync()

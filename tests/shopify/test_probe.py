@@ -1,3 +1,0 @@
-from tests.shopify.conftest import SHOP
-def test_x():
-    assert SHOP
