@@ -2,7 +2,8 @@
 
 An *identity* is what one channel knows about a buyer in one store: the channel's customer key
 when it has one, else the e-mail, else the phone, else just the order (a guest with nothing to go
-by, or a masked Amazon buyer). Identities are linked when they share a *link key*:
+by, or a masked Amazon buyer). Its key is ``{channel}:{store}:{ck|email|phone|order}:{value}``.
+Identities are linked when they share a *link key*:
 
 - ``email``: the normalized e-mail (trimmed, lower-case). An Amazon relay address
   (``…@marketplace.amazon.<tld>``) is a key only among Amazon identities: by itself it never
@@ -13,11 +14,12 @@ by, or a masked Amazon buyer). Identities are linked when they share a *link key
 - ``channel_customer``: the channel's own customer key within one store is the identity itself
   (an empty key or ``"0"``, WooCommerce's guest, is no key).
 
-Customers are the connected components of that graph, found by vectorized label propagation
-with pointer jumping in polars (no Python loop per row). A customer's id is
-``"cus_" + sha256(smallest identity key)[:16]``: it stays the same on every run while the cluster
-does not change. Probabilistic matching (splink) plugs in as a :data:`Linker` that adds scored
-edges between identities; the deterministic keys and the component search stay as they are.
+The keys are extracted set-based in DuckDB (where the orders are); the connected components are
+found in polars by label propagation with pointer jumping over integer edges (no Python loop
+per row). A customer's id is ``"cus_" + sha256(smallest identity key of its cluster)[:16]``: it
+stays the same on every run while the cluster does not change. Probabilistic matching (splink)
+plugs in as a :data:`Linker` that adds scored edges between identities; the deterministic keys
+and the component search stay as they are.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import duckdb
 import polars as pl
@@ -34,24 +37,24 @@ from warehouse.db import sync_table, transaction, update_in_storage_order
 from warehouse.frames import query_frame, registered
 
 RELAY_EMAIL = r"@marketplace\.amazon\.[a-z.]+$"  # Amazon buyer-seller messaging relay addresses
-E164 = r"^\+[1-9][0-9]{6,14}$"  # ITU-T E.164: at most 15 digits after '+'
-GUEST_KEYS = ("", "0")  # WooCommerce customer_id 0 = guest checkout
+E164 = r"\+[1-9][0-9]{6,14}"  # ITU-T E.164: at most 15 digits after '+' (matched in full)
+GUEST_KEYS = ("", "0")  # WooCommerce customer_id 0 = guest checkout; no channel uses 0 for a person
 
 # A key shared by more identities than this is a placeholder ("noemail@shop.com", a marketplace's
-# dummy phone), not a person: one person has at most a few identities per store.
+# dummy phone, the one account an importing app books every marketplace order on), not a
+# person: one person has at most a few identities per store.
 MAX_KEY_IDENTITIES = 100
 
-# Strongest evidence first: the rule recorded for an identity is the first it qualifies for.
-# A shared key names the rule in a cluster of several identities; a lone identity is named by
-# what keys it (its channel customer key, e-mail or phone), or "self" when nothing does.
+# The rule recorded for an identity, strongest evidence first: in a cluster of several
+# identities, the first kind of key it shares (or a linker's rule); alone, what keys the identity
+# itself (its channel customer key, e-mail or phone), or "self" when nothing does.
 RULES = ("email", "phone", "mirror", "channel_customer", "self")
-_KEY_RULES = ("email", "phone", "mirror")
 
 EDGE_SCHEMA: dict[str, pl.DataType] = {
-    "left_key": pl.String,
-    "right_key": pl.String,
-    "rule": pl.String,
-    "score": pl.Float64,
+    "left_key": pl.String(),
+    "right_key": pl.String(),
+    "rule": pl.String(),
+    "score": pl.Float64(),
 }
 
 Linker = Callable[[pl.DataFrame], pl.DataFrame]
@@ -62,11 +65,109 @@ phone, name, line1, city, postal_code, country``); returns :data:`EDGE_SCHEMA` r
 identity keys to link, the rule name to record (e.g. ``"splink"``) and its match score.
 """
 
-_ORDERS_SQL = """
-SELECT order_id, channel, store, external_id, channel_customer_key, email, phone,
-       buyer_name, ship_name, ship_line1, ship_city, ship_postal_code, ship_country,
-       pii_masked, created_at, updated_at, duplicate_of
-FROM orders
+# "Most recent" as one number, so that arg_max stays cheap and still breaks ties the same way on
+# every run: the time in the high 64 bits, a hash of the order id below it.
+_RECENCY = "((coalesce(epoch_us({ts}), 0)::HUGEINT << 64) + hash(order_id))"
+
+# One row per order: its normalized link values and the identity it belongs to.
+_KEYED = f"""
+CREATE OR REPLACE TEMP TABLE _oh_keyed AS
+WITH base AS (
+    SELECT order_id, channel, store, external_id, updated_at, created_at, duplicate_of,
+           CASE WHEN trim(channel_customer_key) IN {GUEST_KEYS!r} THEN NULL
+                ELSE trim(channel_customer_key) END AS ck,
+           CASE WHEN contains(lower(trim(email)), '@') THEN lower(trim(email)) END AS em,
+           CASE WHEN regexp_full_match(trim(phone), '{E164}') THEN trim(phone) END AS ph,
+           coalesce(buyer_name, ship_name) AS name,
+           ship_line1 AS line1, ship_city AS city, ship_postal_code AS postal_code, ship_country AS country
+    FROM orders
+), kinds AS (
+    SELECT *, coalesce(regexp_matches(em, '{RELAY_EMAIL}'), false) AS relay,
+           {_RECENCY.format(ts="updated_at")} AS recency,
+           CASE WHEN ck IS NOT NULL THEN 'ck' WHEN em IS NOT NULL THEN 'email'
+                WHEN ph IS NOT NULL THEN 'phone' ELSE 'order' END AS kind
+    FROM base
+)
+SELECT *, channel || ':' || store || ':' || kind || ':' || coalesce(ck, em, ph, external_id, order_id)
+          AS identity_key
+FROM kinds
+"""
+
+# One row per identity, numbered in key order (node 0 = the smallest key), with its attributes
+# from its most recent order that has a value, column by column.
+_IDENTITIES = """
+CREATE OR REPLACE TEMP TABLE _oh_ident AS
+SELECT identity_key,
+       (row_number() OVER (ORDER BY identity_key) - 1)::UINTEGER AS node,
+       any_value(channel) AS channel, any_value(store) AS store, any_value(kind) AS kind,
+       {latest}
+FROM _oh_keyed GROUP BY identity_key
+"""
+_ATTRIBUTES = {
+    "channel_customer_key": "ck",
+    "email": "em",
+    "phone": "ph",
+    "name": "name",
+    "line1": "line1",
+    "city": "city",
+    "postal_code": "postal_code",
+    "country": "country",
+}
+
+# (identity, link key) pairs. A relay address keys only Amazon identities; a mirror's identity
+# and its original's identity share a key named after the mirror's identity.
+_LINKS = """
+CREATE OR REPLACE TEMP TABLE _oh_links AS
+SELECT DISTINCT identity_key, link_key, kind FROM (
+    SELECT identity_key, CASE WHEN relay THEN 'relay:' ELSE 'email:' END || em AS link_key, 'email' AS kind
+    FROM _oh_keyed WHERE em IS NOT NULL AND (NOT relay OR channel = 'amazon')
+    UNION ALL
+    SELECT identity_key, 'phone:' || ph, 'phone' FROM _oh_keyed WHERE ph IS NOT NULL
+    UNION ALL
+    SELECT identity_key, 'mirror:' || identity_key, 'mirror' FROM _oh_keyed WHERE duplicate_of IS NOT NULL
+    UNION ALL
+    SELECT o.identity_key, 'mirror:' || m.identity_key, 'mirror'
+    FROM _oh_keyed m JOIN _oh_keyed o ON o.order_id = m.duplicate_of
+)
+"""
+
+# Keys held by 2..max identities, each as a star: every holder points at the key's first node.
+_KEPT = """
+CREATE OR REPLACE TEMP TABLE _oh_kept AS
+WITH degree AS (SELECT link_key, count(*) AS degree FROM _oh_links GROUP BY link_key)
+SELECT l.identity_key, l.link_key, l.kind, i.node, min(i.node) OVER (PARTITION BY l.link_key) AS hub
+FROM _oh_links l JOIN degree d USING (link_key) JOIN _oh_ident i USING (identity_key)
+WHERE d.degree BETWEEN 2 AND ?
+"""
+
+_CLUSTERS = """
+CREATE OR REPLACE TEMP TABLE _oh_identities AS
+WITH clustered AS (
+    SELECT i.*, r.identity_key AS root_key, l.cluster_size
+    FROM _oh_ident i JOIN _oh_labels l USING (node) JOIN _oh_ident r ON r.node = l.label
+), shared AS (
+    SELECT identity_key, bool_or(kind = 'email') AS by_email, bool_or(kind = 'phone') AS by_phone,
+           bool_or(kind = 'mirror') AS by_mirror
+    FROM _oh_kept GROUP BY identity_key
+), ruled AS (
+    SELECT c.*, 'cus_' || left(sha256(c.root_key), 16) AS customer_id,
+           CASE WHEN c.cluster_size > 1 AND s.by_email THEN 'email'
+                WHEN c.cluster_size > 1 AND s.by_phone THEN 'phone'
+                WHEN c.cluster_size > 1 AND s.by_mirror THEN 'mirror'
+                WHEN c.cluster_size > 1 AND x.rule IS NOT NULL THEN x.rule
+                WHEN c.kind = 'ck' THEN 'channel_customer'
+                WHEN c.kind = 'email' THEN 'email'
+                WHEN c.kind = 'phone' THEN 'phone'
+                ELSE 'self' END AS rule,
+           CASE WHEN c.cluster_size > 1 AND s.identity_key IS NULL THEN x.score END AS score
+    FROM clustered c LEFT JOIN shared s USING (identity_key) LEFT JOIN _oh_linker_rules x USING (identity_key)
+)
+SELECT n.identity_key, n.channel, n.store, n.channel_customer_key, n.email, n.phone, n.name, n.line1,
+       n.city, n.postal_code, n.country, n.customer_id, n.rule, n.score,
+       CASE WHEN old.customer_id = n.customer_id AND old.rule = n.rule THEN old.linked_at
+            ELSE ?::TIMESTAMPTZ END AS linked_at,
+       n.cluster_size
+FROM ruled n LEFT JOIN customer_identities old USING (identity_key)
 """
 
 
@@ -95,138 +196,9 @@ class IdentityStats:
     by_rule: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Linking:
-    """The result of :func:`link_identities`, before it is written anywhere.
-
-    Attributes:
-        identities: one row per identity with its attributes, ``root_key`` (the smallest identity
-            key of its cluster), ``rule`` and ``score``.
-        order_identity: ``order_id -> identity_key``.
-        ignored_keys: link keys dropped as placeholders.
-        iterations: label-propagation rounds.
-    """
-
-    identities: pl.DataFrame
-    order_identity: pl.DataFrame
-    ignored_keys: int
-    iterations: int
-
-
 def customer_id_for(root_key: str) -> str:
     """The customer id of a cluster whose smallest identity key is ``root_key``."""
     return "cus_" + hashlib.sha256(root_key.encode("utf-8")).hexdigest()[:16]
-
-
-def keyed_orders(orders: pl.DataFrame) -> pl.DataFrame:
-    """Normalize the link values of each order and name its identity.
-
-    Args:
-        orders: at least ``order_id, channel, store, external_id, channel_customer_key, email,
-            phone``; the address columns and ``created_at``/``updated_at`` when present.
-
-    Returns:
-        The orders with ``_ck``, ``_email``, ``_relay``, ``_phone``, ``identity_kind`` (``ck``,
-        ``email``, ``phone`` or ``order``) and ``identity_key`` (``{channel}:{store}:{kind}:{value}``) added.
-    """
-    ck = pl.col("channel_customer_key").str.strip_chars()
-    email = pl.col("email").str.strip_chars().str.to_lowercase()
-    phone = pl.col("phone").str.strip_chars()
-    keyed = orders.with_columns(
-        pl.when(ck.is_in(list(GUEST_KEYS))).then(None).otherwise(ck).alias("_ck"),
-        pl.when(email.str.contains("@")).then(email).otherwise(None).alias("_email"),
-        pl.when(phone.str.contains(E164)).then(phone).otherwise(None).alias("_phone"),
-    ).with_columns(pl.col("_email").str.contains(RELAY_EMAIL).fill_null(False).alias("_relay"))
-    kind = (
-        pl.when(pl.col("_ck").is_not_null())
-        .then(pl.lit("ck"))
-        .when(pl.col("_email").is_not_null())
-        .then(pl.lit("email"))
-        .when(pl.col("_phone").is_not_null())
-        .then(pl.lit("phone"))
-        .otherwise(pl.lit("order"))
-    )
-    value = pl.coalesce("_ck", "_email", "_phone", "external_id", "order_id")
-    return keyed.with_columns(kind.alias("identity_kind")).with_columns(
-        pl.concat_str(
-            "channel", pl.lit(":"), "store", pl.lit(":"), "identity_kind", pl.lit(":"), value
-        ).alias("identity_key")
-    )
-
-
-def _identity_rows(keyed: pl.DataFrame) -> pl.DataFrame:
-    # Attributes from the most recent order of the identity that has a value, column by column.
-    order_by = [c for c in ("updated_at", "created_at", "order_id") if c in keyed.columns]
-    name = pl.coalesce(
-        *[pl.col(c) for c in ("buyer_name", "ship_name") if c in keyed.columns] or [pl.lit(None)]
-    )
-
-    def opt(column: str) -> pl.Expr:
-        return pl.col(column) if column in keyed.columns else pl.lit(None, dtype=pl.String)
-
-    latest = {
-        "channel_customer_key": pl.col("_ck"),
-        "email": pl.col("_email"),
-        "phone": pl.col("_phone"),
-        "name": name,
-        "line1": opt("ship_line1"),
-        "city": opt("ship_city"),
-        "postal_code": opt("ship_postal_code"),
-        "country": opt("ship_country"),
-    }
-    return (
-        keyed.sort(order_by, nulls_last=False)
-        .group_by("identity_key")
-        .agg(
-            pl.col("channel").first(),
-            pl.col("store").first(),
-            pl.col("identity_kind").first(),
-            *[expr.cast(pl.String).drop_nulls().last().alias(out) for out, expr in latest.items()],
-        )
-        .sort("identity_key")
-    )
-
-
-def _link_keys(keyed: pl.DataFrame) -> pl.DataFrame:
-    # (identity_key, link_key, kind); the channel customer key is part of the identity itself.
-    email = keyed.filter(
-        pl.col("_email").is_not_null() & (~pl.col("_relay") | (pl.col("channel") == "amazon"))
-    )
-    parts = [
-        email.select(
-            "identity_key",
-            pl.concat_str(
-                pl.when(pl.col("_relay")).then(pl.lit("relay:")).otherwise(pl.lit("email:")), "_email"
-            ).alias("link_key"),
-            pl.lit("email").alias("kind"),
-        ),
-        keyed.filter(pl.col("_phone").is_not_null()).select(
-            "identity_key",
-            pl.concat_str(pl.lit("phone:"), "_phone").alias("link_key"),
-            pl.lit("phone").alias("kind"),
-        ),
-    ]
-    if "duplicate_of" in keyed.columns:
-        # A mirror is the same purchase as its original, so its buyer is the original's buyer: the
-        # mirror's identity and the originals' identities share a key. A generic account the
-        # importing app books every marketplace order on would then hold hundreds of identities,
-        # and falls under max_key_identities like any placeholder.
-        mirrors = keyed.filter(pl.col("duplicate_of").is_not_null()).select(
-            "identity_key", pl.concat_str(pl.lit("mirror:"), "identity_key").alias("link_key"), "duplicate_of"
-        )
-        originals = mirrors.join(
-            keyed.select(
-                pl.col("order_id").alias("duplicate_of"), pl.col("identity_key").alias("original_identity")
-            ),
-            on="duplicate_of",
-        )
-        parts += [
-            mirrors.select("identity_key", "link_key", pl.lit("mirror").alias("kind")),
-            originals.select(
-                pl.col("original_identity").alias("identity_key"), "link_key", pl.lit("mirror").alias("kind")
-            ),
-        ]
-    return pl.concat(parts).unique()
 
 
 def connected_components(n: int, edges: pl.DataFrame) -> tuple[pl.Series, int]:
@@ -237,7 +209,7 @@ def connected_components(n: int, edges: pl.DataFrame) -> tuple[pl.Series, int]:
 
     Args:
         n: number of nodes, numbered ``0 .. n-1``.
-        edges: ``src`` and ``dst`` node numbers (UInt32), in either direction.
+        edges: ``src`` and ``dst`` node numbers, in either direction.
 
     Returns:
         The label of every node (the smallest node of its component) and the rounds it took.
@@ -270,109 +242,111 @@ def connected_components(n: int, edges: pl.DataFrame) -> tuple[pl.Series, int]:
         label = new
 
 
-def link_identities(
-    orders: pl.DataFrame,
+def resolve_customers(
+    con: duckdb.DuckDBPyConnection,
     *,
     linkers: Sequence[Linker] = (),
     max_key_identities: int = MAX_KEY_IDENTITIES,
-) -> Linking:
-    """Find the identities in ``orders`` and the cluster each belongs to (pure polars, no I/O).
+) -> IdentityStats:
+    """Recompute identities, set ``orders.customer_id`` and rebuild ``customers``, in one transaction.
+
+    ``customers`` takes name, e-mail (a real address before an Amazon relay), phone and country
+    from the most recent order with a value; first/last order, ``orders_count`` and
+    ``total_spent_base`` count only originals (``duplicate_of IS NULL``) that are not cancelled.
+    ``tags``, ``vip`` and ``at_risk`` are the CRM tagging step's: they are kept for every
+    customer_id that survives. Only rows that change are rewritten: ``linked_at`` of an identity
+    changes only when its customer or rule does, and a customer's ``updated_at`` only when its
+    row does.
 
     Args:
-        orders: the orders to link (columns as :func:`keyed_orders` reads them).
-        linkers: extra evidence (e.g. splink), each returning :data:`EDGE_SCHEMA` edges.
+        con: the warehouse writer's connection.
+        linkers: extra evidence between identities (see :data:`Linker`).
         max_key_identities: a link key shared by more identities is ignored as a placeholder.
 
     Returns:
-        The identities with their cluster root, rule and score, and each order's identity.
+        Counts of identities, customers and what changed.
     """
-    keyed = keyed_orders(orders)
-    identities = _identity_rows(keyed).with_row_index("node")
-    n = identities.height
-    nodes = identities.select("identity_key", "node")
-
-    links = _link_keys(keyed).join(nodes, on="identity_key")
-    degree = links.group_by("link_key").agg(pl.len().alias("degree"))
-    ignored = int(degree.filter(pl.col("degree") > max_key_identities).height)
-    links = links.join(
-        degree.filter((pl.col("degree") > 1) & (pl.col("degree") <= max_key_identities)).select("link_key"),
-        on="link_key",
-        how="semi",
+    now = clock.now()
+    latest = ",\n       ".join(
+        f"arg_max({src}, recency) FILTER (WHERE {src} IS NOT NULL) AS {out}"
+        for out, src in _ATTRIBUTES.items()
     )
-    # Each key becomes a star: every identity holding it points at the key's first identity.
-    hubs = links.group_by("link_key").agg(pl.col("node").min().alias("hub"))
-    edges = links.join(hubs, on="link_key").select(pl.col("node").alias("src"), pl.col("hub").alias("dst"))
-
-    extra = _linker_edges(identities, linkers)
-    if extra.height:
-        extra_nodes = extra.join(
-            nodes.rename({"identity_key": "left_key", "node": "src"}), on="left_key"
-        ).join(nodes.rename({"identity_key": "right_key", "node": "dst"}), on="right_key")
-        edges = pl.concat([edges, extra_nodes.select("src", "dst")])
-    labels, rounds = connected_components(n, edges.filter(pl.col("src") != pl.col("dst")))
-
-    keys = identities["identity_key"]
-    identities = identities.with_columns(keys.gather(labels).alias("root_key"))
-    size = identities.group_by("root_key").agg(pl.len().alias("_size"))
-    shared = links.group_by("identity_key").agg(
-        *[pl.col("kind").eq(kind).any().alias(f"_by_{kind}") for kind in _KEY_RULES]
-    )
-    by_linker = _linker_rules(extra)
-    own = pl.col("identity_kind")
-    identities = (
-        identities.join(size, on="root_key", how="left")
-        .join(shared, on="identity_key", how="left")
-        .join(by_linker, on="identity_key", how="left")
-        .with_columns(
-            pl.when((pl.col("_size") > 1) & pl.col("_by_email").fill_null(False))
-            .then(pl.lit("email"))
-            .when((pl.col("_size") > 1) & pl.col("_by_phone").fill_null(False))
-            .then(pl.lit("phone"))
-            .when((pl.col("_size") > 1) & pl.col("_by_mirror").fill_null(False))
-            .then(pl.lit("mirror"))
-            .when((pl.col("_size") > 1) & pl.col("_linker_rule").is_not_null())
-            .then(pl.col("_linker_rule"))
-            .when(own == "ck")
-            .then(pl.lit("channel_customer"))
-            .when(own == "email")
-            .then(pl.lit("email"))
-            .when(own == "phone")
-            .then(pl.lit("phone"))
-            .otherwise(pl.lit("self"))
-            .alias("rule"),
-            pl.when(
-                (pl.col("_size") > 1)
-                & ~pl.any_horizontal(*[pl.col(f"_by_{kind}").fill_null(False) for kind in _KEY_RULES])
-            )
-            .then(pl.col("_linker_score"))
-            .otherwise(None)
-            .alias("score"),
-            pl.col("_size").alias("cluster_size"),
+    with transaction(con):
+        con.execute(_KEYED)
+        con.execute(_IDENTITIES.format(latest=latest))
+        con.execute(_LINKS)
+        con.execute(_KEPT, [max_key_identities])
+        n = int(con.execute("SELECT count(*) FROM _oh_ident").fetchall()[0][0])
+        ignored = con.execute(
+            "SELECT count(*) FROM (SELECT link_key FROM _oh_links GROUP BY link_key HAVING count(*) > ?)",
+            [max_key_identities],
+        ).fetchall()[0][0]
+        edges = query_frame(con, "SELECT node AS src, hub AS dst FROM _oh_kept WHERE node <> hub")
+        extra = _linker_edges(con, linkers)
+        if extra.height:
+            edges = pl.concat([edges, extra.select("src", "dst").cast(edges.schema)])  # type: ignore[arg-type]
+        labels, rounds = connected_components(n, edges)
+        # Cluster sizes here, on integers: a window over the labels in SQL took longer than the search.
+        clusters = pl.DataFrame({"node": pl.int_range(0, n, dtype=pl.UInt32, eager=True), "label": labels})
+        clusters = clusters.with_columns(pl.len().over("label").alias("cluster_size"))
+        with (
+            registered(con, "_oh_labels", clusters),
+            registered(con, "_oh_linker_rules", _linker_rules(extra)),
+        ):
+            con.execute(_CLUSTERS, [now])
+        sync_table(con, "customer_identities", "(SELECT * EXCLUDE (cluster_size) FROM _oh_identities)",
+                   key="identity_key")  # fmt: skip
+        relinked = update_in_storage_order(
+            con,
+            "orders",
+            """
+            SELECT k.order_id, i.customer_id
+            FROM _oh_keyed k JOIN _oh_identities i USING (identity_key) JOIN orders o USING (order_id)
+            WHERE o.customer_id IS DISTINCT FROM i.customer_id
+            """,
+            key="order_id",
+            columns=["customer_id"],
         )
-        .drop(
-            "node",
-            "identity_kind",
-            "_size",
-            *[f"_by_{kind}" for kind in _KEY_RULES],
-            "_linker_rule",
-            "_linker_score",
+        customers = _rebuild_customers(con, now)
+        counts = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE cluster_size > 1) FROM _oh_identities"
+        ).fetchall()[0]
+        by_rule = dict(con.execute("SELECT rule, count(*) FROM _oh_identities GROUP BY rule").fetchall())
+        orders = con.execute("SELECT count(*) FROM _oh_keyed").fetchall()[0][0]
+        con.execute(
+            "DROP TABLE _oh_keyed; DROP TABLE _oh_ident; DROP TABLE _oh_links; DROP TABLE _oh_kept; "
+            "DROP TABLE _oh_identities"
         )
-        .sort("identity_key")
-    )
-    return Linking(
-        identities=identities,
-        order_identity=keyed.select("order_id", "identity_key"),
-        ignored_keys=ignored,
+    return IdentityStats(
+        orders=int(orders),
+        identities=int(counts[0]),
+        customers=customers,
+        linked_identities=int(counts[1]),
+        orders_relinked=relinked,
+        ignored_keys=int(ignored),
         iterations=rounds,
+        by_rule={rule: int(count) for rule, count in sorted(by_rule.items())},
     )
 
 
-def _linker_edges(identities: pl.DataFrame, linkers: Sequence[Linker]) -> pl.DataFrame:
+def _linker_edges(con: duckdb.DuckDBPyConnection, linkers: Sequence[Linker]) -> pl.DataFrame:
+    # Linker edges on identity keys, numbered like the deterministic ones (src/dst).
+    schema: dict[str, pl.DataType] = {**EDGE_SCHEMA, "src": pl.UInt32(), "dst": pl.UInt32()}
     if not linkers:
-        return pl.DataFrame(schema=EDGE_SCHEMA)
-    view = identities.drop("node")
-    frames = [linker(view).select(list(EDGE_SCHEMA)).cast(EDGE_SCHEMA) for linker in linkers]  # type: ignore[arg-type]
-    return pl.concat(frames)
+        return pl.DataFrame(schema=schema)
+    nodes = query_frame(
+        con,
+        "SELECT identity_key, node, channel, store, channel_customer_key, email, phone, name, line1, city, "
+        "postal_code, country FROM _oh_ident",
+    )
+    view = nodes.drop("node")
+    found = pl.concat([linker(view).select(list(EDGE_SCHEMA)).cast(EDGE_SCHEMA) for linker in linkers])  # type: ignore[arg-type]
+    keys = nodes.select("identity_key", "node")
+    return (
+        found.join(keys.rename({"identity_key": "left_key", "node": "src"}), on="left_key")
+        .join(keys.rename({"identity_key": "right_key", "node": "dst"}), on="right_key")
+        .select(list(schema))
+    )
 
 
 def _linker_rules(extra: pl.DataFrame) -> pl.DataFrame:
@@ -386,83 +360,7 @@ def _linker_rules(extra: pl.DataFrame) -> pl.DataFrame:
     return (
         ends.sort("score", nulls_last=False)
         .group_by("identity_key")
-        .agg(pl.col("rule").last().alias("_linker_rule"), pl.col("score").last().alias("_linker_score"))
-    )
-
-
-def resolve_customers(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    linkers: Sequence[Linker] = (),
-    max_key_identities: int = MAX_KEY_IDENTITIES,
-) -> IdentityStats:
-    """Recompute identities, set ``orders.customer_id`` and rebuild ``customers``, in one transaction.
-
-    ``customers`` takes name, e-mail (a real address before an Amazon relay), phone and country
-    from the most recent order with a value; first/last order, ``orders_count`` and
-    ``total_spent_base`` count only originals (``duplicate_of IS NULL``) that are not cancelled.
-    ``tags``, ``vip`` and ``at_risk`` are the CRM tagging step's: they are kept for every
-    customer_id that survives. ``linked_at`` of an identity changes only when its customer or
-    rule does, and a customer's ``updated_at`` only when its row does.
-
-    Args:
-        con: the warehouse writer's connection.
-        linkers: extra evidence between identities (see :data:`Linker`).
-        max_key_identities: a link key shared by more identities is ignored as a placeholder.
-
-    Returns:
-        Counts of identities, customers and what changed.
-    """
-    orders = query_frame(con, _ORDERS_SQL)
-    linking = link_identities(orders, linkers=linkers, max_key_identities=max_key_identities)
-    now = clock.now()
-    identity_cols = [
-        "identity_key", "channel", "store", "channel_customer_key", "email", "phone", "name",
-        "line1", "city", "postal_code", "country", "root_key", "rule", "score",
-    ]  # fmt: skip
-    with (
-        transaction(con),
-        registered(con, "_oh_src_identities", linking.identities.select(identity_cols)),
-        registered(con, "_oh_src_order_identity", linking.order_identity),
-    ):
-        con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE _oh_identities AS
-            SELECT n.* EXCLUDE (root_key),
-                   'cus_' || left(sha256(n.root_key), 16) AS customer_id,
-                   CASE WHEN old.customer_id = 'cus_' || left(sha256(n.root_key), 16) AND old.rule = n.rule
-                        THEN old.linked_at ELSE ?::TIMESTAMPTZ END AS linked_at
-            FROM _oh_src_identities n LEFT JOIN customer_identities old USING (identity_key)
-            """,
-            [now],
-        )
-        sync_table(con, "customer_identities", "_oh_identities", key="identity_key")
-        relinked = update_in_storage_order(
-            con,
-            "orders",
-            """
-            SELECT oi.order_id, i.customer_id
-            FROM _oh_src_order_identity oi JOIN _oh_identities i USING (identity_key)
-            JOIN orders o USING (order_id)
-            WHERE o.customer_id IS DISTINCT FROM i.customer_id
-            """,
-            key="order_id",
-            columns=["customer_id"],
-        )
-        customers = _rebuild_customers(con, now)
-        con.execute("DROP TABLE _oh_identities")
-
-    ids = linking.identities
-    by_rule = dict(ids.group_by("rule").len().iter_rows())
-    return IdentityStats(
-        orders=linking.order_identity.height,
-        identities=ids.height,
-        customers=customers,
-        linked_identities=int(ids.filter(pl.col("cluster_size") > 1).height),
-        orders_relinked=int(relinked),
-        ignored_keys=linking.ignored_keys,
-        iterations=linking.iterations,
-        by_rule={rule: int(count) for rule, count in sorted(by_rule.items())},
+        .agg(pl.col("rule").last(), pl.col("score").last())
     )
 
 
@@ -470,13 +368,14 @@ _CONTACT_COLUMNS = ("name", "email", "phone", "country", "first_order_at", "last
                     "total_spent_base")  # fmt: skip
 
 
-def _rebuild_customers(con: duckdb.DuckDBPyConnection, now: object) -> int:
+def _rebuild_customers(con: duckdb.DuckDBPyConnection, now: datetime) -> int:
     unchanged = " AND ".join(f"c.{c} IS NOT DISTINCT FROM old.{c}" for c in _CONTACT_COLUMNS)
+    by = _RECENCY.format(ts="created_at")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _oh_customers AS
         WITH o AS (
-            SELECT customer_id, created_at, total_base, nullif(lower(trim(email)), '') AS email, phone,
+            SELECT order_id, customer_id, created_at, total_base, nullif(lower(trim(email)), '') AS email, phone,
                    coalesce(buyer_name, ship_name) AS name,
                    ship_country AS country,
                    coalesce(regexp_matches(lower(email), '{RELAY_EMAIL}'), false) AS relay,
@@ -484,11 +383,11 @@ def _rebuild_customers(con: duckdb.DuckDBPyConnection, now: object) -> int:
             FROM orders WHERE customer_id IS NOT NULL
         ), agg AS (
             SELECT customer_id,
-                   arg_max(name, created_at) FILTER (WHERE name IS NOT NULL) AS name,
-                   coalesce(arg_max(email, created_at) FILTER (WHERE email IS NOT NULL AND NOT relay),
-                            arg_max(email, created_at) FILTER (WHERE email IS NOT NULL)) AS email,
-                   arg_max(phone, created_at) FILTER (WHERE phone IS NOT NULL) AS phone,
-                   arg_max(country, created_at) FILTER (WHERE country IS NOT NULL) AS country,
+                   arg_max(name, {by}) FILTER (WHERE name IS NOT NULL) AS name,
+                   coalesce(arg_max(email, {by}) FILTER (WHERE email IS NOT NULL AND NOT relay),
+                            arg_max(email, {by}) FILTER (WHERE email IS NOT NULL)) AS email,
+                   arg_max(phone, {by}) FILTER (WHERE phone IS NOT NULL) AS phone,
+                   arg_max(country, {by}) FILTER (WHERE country IS NOT NULL) AS country,
                    min(created_at) FILTER (WHERE counts) AS first_order_at,
                    max(created_at) FILTER (WHERE counts) AS last_order_at,
                    count(*) FILTER (WHERE counts)::INTEGER AS orders_count,

@@ -55,10 +55,20 @@ def latest_lines(lines: pl.DataFrame, winners: pl.DataFrame) -> pl.DataFrame:
             maintain_order="left",
         )
     else:
-        restart = (pl.col("line_no") <= pl.col("line_no").shift(1)).fill_null(False).cast(pl.Int32).cum_sum()
-        picked = (
-            lines.join(winners.select("order_id"), on="order_id", how="semi", maintain_order="left")
-            .with_columns(restart.over("order_id").alias("_set"))
-            .filter(pl.col("_set") == pl.col("_set").max().over("order_id"))
+        picked = lines.join(winners.select("order_id"), on="order_id", how="semi", maintain_order="left")
+    repeated = picked.filter(pl.struct("order_id", "line_no").is_duplicated()).select("order_id").unique()
+    if repeated.height == 0:
+        return conform(picked, LINE_SCHEMA)
+    several = picked.join(repeated, on="order_id", how="semi", maintain_order="left")
+    if "batch_id" not in lines.columns:
+        # Each order's lines in frame order (a stable sort), then a new set wherever line_no does
+        # not grow; the last set of each order is the one to keep. No per-group window: fast.
+        numbered = several.with_row_index("_row").sort("order_id", "_row")
+        starts = (pl.col("order_id") != pl.col("order_id").shift(1)) | (
+            pl.col("line_no") <= pl.col("line_no").shift(1)
         )
-    return conform(picked.unique(["order_id", "line_no"], keep="last", maintain_order=True), LINE_SCHEMA)
+        numbered = numbered.with_columns(starts.fill_null(True).cast(pl.UInt32).cum_sum().alias("_set"))
+        last = numbered.group_by("order_id").agg(pl.col("_set").max())
+        several = numbered.join(last, on=["order_id", "_set"], how="semi").sort("_row").drop("_row", "_set")
+    several = several.unique(["order_id", "line_no"], keep="last", maintain_order=True)
+    return conform(pl.concat([picked.join(repeated, on="order_id", how="anti"), several]), LINE_SCHEMA)

@@ -176,6 +176,7 @@ def order_2026(manifest: Manifest, rec: Any, settings: Settings) -> tuple[dict[s
         "ship_region": text(address.get("stateOrRegion")), "ship_postal_code": text(address.get("postalCode")),
         "ship_country": text(address.get("countryCode")),
     })
+    row["related_order"] = None
     for assoc in _list(order.get("associatedOrders")):
         original = text(_dict(assoc).get("orderId"))
         if original and _dict(assoc).get("associationType") in RELATED:
@@ -259,6 +260,7 @@ def order_v0(manifest: Manifest, rec: Any, items: list[Any] | None, buyer_info: 
         "ship_region": text(address.get("StateOrRegion")), "ship_postal_code": text(address.get("PostalCode")),
         "ship_country": text(address.get("CountryCode")),
     })
+    row["related_order"] = None
     if boolean(order.get("IsReplacementOrder")) and text(order.get("ReplacedOrderId")):
         row["related_order"] = f"amazon:{manifest.store}:{text(order.get('ReplacedOrderId'))}"
     row["source_name"] = text(order.get("SalesChannel"))
@@ -278,12 +280,13 @@ def normalize(manifest: Manifest, parts: list[tuple[PartInfo, bytes]], settings:
 
     def unreadable(part: PartInfo, body: bytes, reason: str) -> None:
         row = unreadable_part(manifest, part, body, reason)
-        if part.kind in (V0_ITEMS, V0_BUYER, V0_ADDRESS):
-            row["records"] = part.records  # a helper body holds no order records of its own
+        row["records"] = part.records  # exactly what was landed (0 for a helper body): loaded + quarantined = landed
         rows.quarantine.append(row)
 
     def add(row: dict[str, Any], lines: list[dict[str, Any]]) -> None:
         rows.orders.append(row)
+        for line in lines:
+            line["batch_id"] = manifest.batch_id  # lines belong to this version of the order
         rows.lines.extend(lines)
 
     for part, body in parts:
@@ -292,21 +295,21 @@ def normalize(manifest: Manifest, parts: list[tuple[PartInfo, bytes]], settings:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             unreadable(part, body, f"not valid JSON ({exc})")
             continue
-        payload = _dict(data).get("payload")
+        payload = _dict(_dict(data).get("payload"))
         if part.kind == SEARCH_ORDERS and isinstance(_dict(data).get("orders"), list):
             for rec in data["orders"]:
                 add(*order_2026(manifest, rec, settings))
         elif part.kind == GET_ORDER and isinstance(_dict(data).get("order"), dict):
             add(*order_2026(manifest, data["order"], settings))
-        elif part.kind == V0_ORDERS and isinstance(_dict(payload).get("Orders"), list):
+        elif part.kind == V0_ORDERS and isinstance(payload.get("Orders"), list):
             v0_orders.extend(payload["Orders"])
-        elif part.kind == V0_ORDER and isinstance(payload, dict):
+        elif part.kind == V0_ORDER and payload:
             v0_orders.append(payload)
-        elif part.kind == V0_ITEMS and isinstance(_dict(payload).get("OrderItems"), list):
+        elif part.kind == V0_ITEMS and isinstance(payload.get("OrderItems"), list):
             v0_items.setdefault(str(payload.get("AmazonOrderId")), []).extend(payload["OrderItems"])
-        elif part.kind == V0_BUYER and isinstance(payload, dict):
+        elif part.kind == V0_BUYER and payload:
             v0_buyers[str(payload.get("AmazonOrderId"))] = payload
-        elif part.kind == V0_ADDRESS and isinstance(payload, dict):
+        elif part.kind == V0_ADDRESS and payload:
             v0_addresses[str(payload.get("AmazonOrderId"))] = payload
         else:
             unreadable(part, body, "the body is not the Amazon response its kind says (an error response?)")

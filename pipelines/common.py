@@ -11,6 +11,7 @@ every reason of a record rather than stopping at the first (STYLE.md 11).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import unicodedata
@@ -128,8 +129,15 @@ def register(channel: str) -> Callable[[ChannelNormalizer], ChannelNormalizer]:
     """Register a channel's batch normalizer."""
 
     def deco(fn: ChannelNormalizer) -> ChannelNormalizer:
-        NORMALIZERS[channel] = fn
-        return fn
+        @functools.wraps(fn)
+        def tagged(manifest: Manifest, parts: list[tuple[PartInfo, bytes]], settings: Settings) -> BatchRows:
+            rows = fn(manifest, parts, settings)
+            for line in rows.lines:  # a line belongs to its order's version: (order_id, batch_id)
+                line["batch_id"] = manifest.batch_id
+            return rows
+
+        NORMALIZERS[channel] = tagged
+        return tagged
 
     return deco
 
@@ -180,9 +188,13 @@ def e164(raw: str | None, region: str | None) -> str | None:
     return None
 
 
+# Normalized lines keep the batch of their order version, so dedupe picks the winner's lines exactly.
+LINE_FRAME: dict[str, pl.DataType] = {**LINE_SCHEMA, "batch_id": pl.String}
+
+
 @dataclass
 class Normalized:
-    """Canonical frames of some batches."""
+    """Canonical frames of some batches (``lines`` has LINE_SCHEMA plus ``batch_id``)."""
 
     orders: pl.DataFrame
     lines: pl.DataFrame
@@ -200,10 +212,14 @@ def finish(rows: BatchRows, settings: Settings) -> Normalized:
     if not rows.orders:
         quarantine = conform(pl.DataFrame(rows.quarantine, schema=QUARANTINE_SCHEMA), QUARANTINE_SCHEMA) \
             if rows.quarantine else empty(QUARANTINE_SCHEMA)
-        return Normalized(empty(ORDER_SCHEMA), empty(LINE_SCHEMA), quarantine)
+        return Normalized(empty(ORDER_SCHEMA), empty(LINE_FRAME), quarantine)
 
     orders = _frame(rows.orders, ORDER_SCHEMA, {"_payload": pl.String, "_problems": pl.List(pl.String)})
-    lines = _frame(rows.lines, LINE_SCHEMA, {})
+    # Lines belong to one version of an order: (order_id, batch_id). Two versions of one order in
+    # the same batch (an import of overlapping files) keep the later record's lines.
+    lines = _frame(rows.lines, LINE_SCHEMA, {"batch_id": pl.String}).unique(
+        subset=["order_id", "batch_id", "line_no"], keep="last", maintain_order=True
+    )
 
     # Line checks roll up to their order: an order with one bad line is quarantined whole.
     line_problems = (
@@ -213,9 +229,9 @@ def finish(rows: BatchRows, settings: Settings) -> Normalized:
             .otherwise(None).alias("p")
         )
         .filter(pl.col("p").is_not_null())
-        .group_by("order_id").agg(pl.col("p").alias("_line_problems"))
+        .group_by("order_id", "batch_id").agg(pl.col("p").alias("_line_problems"))
     )
-    has_lines = lines.select("order_id").unique().with_columns(pl.lit(True).alias("_has_lines"))
+    has_lines = lines.select("order_id", "batch_id").unique().with_columns(pl.lit(True).alias("_has_lines"))
 
     rates = {cur: rate for cur, rate in settings.rates.items()}
     rates[settings.base_currency] = Decimal(1)
@@ -229,8 +245,8 @@ def finish(rows: BatchRows, settings: Settings) -> Normalized:
             pl.col("ship_country").str.strip_chars().str.to_uppercase().alias("ship_country"),
             pl.col("currency").str.strip_chars().str.to_uppercase().alias("currency"),
         )
-        .join(line_problems, on="order_id", how="left")
-        .join(has_lines, on="order_id", how="left")
+        .join(line_problems, on=["order_id", "batch_id"], how="left")
+        .join(has_lines, on=["order_id", "batch_id"], how="left")
         .join(rate_frame, on="currency", how="left")
         .with_columns(
             pl.when(~pl.col("email").str.contains("@")).then(None).otherwise(pl.col("email")).alias("email"),
@@ -251,7 +267,8 @@ def finish(rows: BatchRows, settings: Settings) -> Normalized:
         pl.when(pl.col("currency").is_not_null() & pl.col("_rate").is_null())
         .then(pl.format("no exchange rate for currency {}: add it under [rates] in orderhub.toml if it is real",
                         "currency")),
-        pl.when(pl.col("_has_lines").is_null()).then(pl.lit("order has no line items")),
+        pl.when(pl.col("_has_lines").is_null() & pl.col("external_id").is_not_null())
+        .then(pl.lit("order has no line items")),
     ]
     orders = orders.with_columns(
         pl.concat_list(
@@ -278,15 +295,14 @@ def finish(rows: BatchRows, settings: Settings) -> Normalized:
         ]
     )
     sku_map = settings.sku_map
-    good_ids = good.select("order_id")
-    clean_lines = lines.join(good_ids, on="order_id", how="semi").with_columns(
+    clean_lines = lines.join(good.select("order_id", "batch_id"), on=["order_id", "batch_id"], how="semi").with_columns(
         pl.coalesce(
             pl.col("master_sku"),
             pl.col("sku").replace_strict(sku_map, default=pl.col("sku"), return_dtype=pl.String) if sku_map
             else pl.col("sku"),
         ).alias("master_sku")
     )
-    return Normalized(conform(good, ORDER_SCHEMA), conform(clean_lines, LINE_SCHEMA), quarantine)
+    return Normalized(conform(good, ORDER_SCHEMA), conform(clean_lines, LINE_FRAME), quarantine)
 
 
 def normalize_batches(batches: Iterable[tuple[Manifest, list[tuple[PartInfo, bytes]]]], settings: Settings) -> Normalized:

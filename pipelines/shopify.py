@@ -79,6 +79,8 @@ def status_of(cancelled: bool, fulfillment: str | None, financial: str | None) -
     mapped = FULFILLMENT.get((fulfillment or "").strip().lower())
     if mapped:
         return mapped
+    # Unpaid and unshipped is "pending", as Amazon's Pending and WooCommerce's pending/on-hold are:
+    # one meaning of "pending" across channels (documented in docs/ARCHITECTURE.md).
     return "pending" if (financial or "").strip().lower() in UNPAID else "unfulfilled"
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sandbox.model import Order, Person
+from sandbox.model import Order, Person, Version
 
 # Columns of Truth.orders rows, in order (also the parquet schema written by write_truth).
 ORDER_COLUMNS = (
@@ -88,41 +89,103 @@ class Truth:
                 "defective": len(self.defects), "persons": len(self.persons)}
 
     def frames(self) -> dict[str, Any]:
-        """``orders`` and ``persons`` as polars DataFrames with explicit types (Decimal money, UTC times)."""
-        import polars as pl
+        """``orders`` and ``persons`` as polars DataFrames with explicit types.
 
-        scale = max((-row["total"].as_tuple().exponent for row in self.orders), default=2)
-        money = pl.Decimal(20, max(scale, 2))
-        time = pl.Datetime("us", "UTC")
-        schema: dict[str, Any] = {name: pl.String for name in ORDER_COLUMNS}
-        schema.update({name: money for name in _MONEY})
-        schema.update({"created_at": time, "updated_at": time, "ship_by": time, "pii_masked": pl.Boolean,
-                       "line_count": pl.Int32})
-        orders = pl.DataFrame(self.orders, schema=schema, orient="row") if self.orders else pl.DataFrame(
-            schema=schema)
-        currencies = sorted({cur for row in self.persons.values() for cur in row["spent"]})
-        person_rows = [
-            {
-                **{k: v for k, v in row.items() if k not in ("address", "spent", "relay_emails")},
-                **{f"address_{k}": v for k, v in row["address"].items()},
-                "relay_emails": [f"{seller}:{email}" for seller, email in row["relay_emails"].items()],
-                **{f"spent_{cur}": row["spent"].get(cur) for cur in currencies},
+        ``orders`` has the columns of :data:`ORDER_COLUMNS` (money ``Decimal(20, 2)``, times UTC).
+        ``persons`` has the person fields with ``emails``, ``phones``, ``channels`` and
+        ``relay_emails`` (``seller:address``) as string lists, the address as ``address_*`` columns,
+        and one ``spent_<CUR>`` Decimal column per currency.
+        """
+        return {"orders": _orders_frame({name: [row[name] for row in self.orders] for name in ORDER_COLUMNS}),
+                "persons": _persons_frame(self.persons)}
+
+
+def _money_type(columns: dict[str, list[Any]]) -> Any:
+    import polars as pl
+
+    scale = max((-total.as_tuple().exponent for total in columns["total"]), default=2)
+    return pl.Decimal(20, max(scale, 2))
+
+
+def _orders_frame(columns: dict[str, list[Any]]) -> Any:
+    """The orders table from one list per column (polars builds typed columns fast from lists)."""
+    import polars as pl
+
+    money, time = _money_type(columns), pl.Datetime("us", "UTC")
+    schema: dict[str, Any] = {name: pl.String for name in ORDER_COLUMNS}
+    schema.update({name: money for name in _MONEY})
+    schema.update({"created_at": time, "updated_at": time, "ship_by": time, "pii_masked": pl.Boolean,
+                   "line_count": pl.Int32})
+    return pl.DataFrame(columns, schema=schema)
+
+
+def _string_lists(name: str, values: list[list[str]]) -> Any:
+    """A List(String) column, built by splitting joined strings: per-row lists are slow in polars."""
+    import polars as pl
+
+    sep = "\x1f"  # ASCII unit separator: never inside a name, e-mail or phone
+    joined = pl.Series(name, [sep.join(v) if v else None for v in values], dtype=pl.String).str.split(sep)
+    return pl.select(pl.when(joined.is_null()).then(pl.lit([], dtype=pl.List(pl.String))).otherwise(joined)
+                     .alias(name)).to_series()
+
+
+def _persons_frame(persons: dict[str, dict[str, Any]]) -> Any:
+    """The persons table: the address flattened, relay e-mails as ``seller:address``, one spent column per currency."""
+    import polars as pl
+
+    rows = list(persons.values())
+    currencies = sorted({cur for row in rows for cur in row["spent"]})
+    money = pl.Decimal(20, max((-v.as_tuple().exponent for row in rows for v in row["spent"].values()), default=2))
+    time = pl.Datetime("us", "UTC")
+    plain: dict[str, Any] = {"person_id": pl.String, "name": pl.String, "first_name": pl.String,
+                             "last_name": pl.String, "country": pl.String, "segment": pl.String,
+                             "orders_count": pl.Int32, "first_order_at": time, "last_order_at": time}
+    series = [pl.Series(key, [row[key] for row in rows], dtype=dtype) for key, dtype in plain.items()]
+    series += [_string_lists(key, [row[key] for row in rows]) for key in ("emails", "phones", "channels")]
+    series.append(_string_lists("relay_emails", [[f"{k}:{v}" for k, v in row["relay_emails"].items()]
+                                                 for row in rows]))
+    series += [pl.Series(f"address_{key}", [row["address"][key] for row in rows], dtype=pl.String)
+               for key in ("name", "line1", "line2", "city", "region", "postal_code", "country")]
+    series += [pl.Series(f"spent_{cur}", [row["spent"].get(cur) for row in rows], dtype=money)
+               for cur in currencies]
+    return pl.DataFrame(series)
+
+
+class _Tally:
+    """Per-person figures over the visible real orders."""
+
+    def __init__(self) -> None:
+        self.stats: dict[str, dict[str, Any]] = {}
+
+    def add(self, order: Order, version: Version, total: Decimal) -> None:
+        if order.person_id is None:
+            return
+        stat = self.stats.get(order.person_id)
+        if stat is None:
+            stat = self.stats[order.person_id] = {"n": 0, "first": order.created_at, "channels": set(), "spent": {}}
+        stat["n"] += 1
+        stat["last"] = order.created_at
+        stat["channels"].add(f"{order.channel}:{order.store}")
+        if version.status != "cancelled":
+            spent = stat["spent"]
+            spent[order.currency] = spent.get(order.currency, Decimal(0)) + total - version.refunded
+
+    def rows(self, persons: dict[str, Person]) -> dict[str, dict[str, Any]]:
+        out = {}
+        for pid, stat in sorted(self.stats.items()):
+            person, address = persons[pid], persons[pid].address
+            out[pid] = {
+                "person_id": pid, "name": f"{person.first_name} {person.last_name}",
+                "first_name": person.first_name, "last_name": person.last_name, "emails": list(person.emails),
+                "phones": list(person.phones), "country": person.country, "segment": person.segment,
+                "orders_count": stat["n"], "first_order_at": stat["first"], "last_order_at": stat["last"],
+                "channels": sorted(stat["channels"]),
+                "address": {"name": address.name, "line1": address.line1, "line2": address.line2,
+                            "city": address.city, "region": address.region, "postal_code": address.postal_code,
+                            "country": address.country},
+                "relay_emails": dict(person.relay_emails), "spent": stat["spent"],
             }
-            for row in self.persons.values()
-        ]
-        person_schema: dict[str, Any] = {
-            "person_id": pl.String, "name": pl.String, "first_name": pl.String, "last_name": pl.String,
-            "emails": pl.List(pl.String), "phones": pl.List(pl.String), "country": pl.String,
-            "segment": pl.String, "orders_count": pl.Int32, "first_order_at": time, "last_order_at": time,
-            "channels": pl.List(pl.String),
-            **{f"address_{k}": pl.String for k in ("name", "line1", "line2", "city", "region", "postal_code",
-                                                   "country")},
-            "relay_emails": pl.List(pl.String),
-            **{f"spent_{cur}": money for cur in currencies},
-        }
-        persons = pl.DataFrame(person_rows, schema=person_schema) if person_rows else pl.DataFrame(
-            schema=person_schema)
-        return {"orders": orders, "persons": persons}
+        return out
 
 
 @dataclass
@@ -169,74 +232,69 @@ class Business:
                 return spec
         raise KeyError(key)
 
-    def truth(self, as_of: datetime) -> Truth:
-        """The ground truth at ``as_of`` (aware datetime): see :class:`Truth` for its structure."""
+    def _scan(self, as_of: datetime) -> Iterator[tuple[Order, Version, tuple[Any, ...]]]:
+        """Every order visible at ``as_of`` with its current version and its values in ORDER_COLUMNS order."""
         if as_of.tzinfo is None:
             raise ValueError("as_of must be timezone-aware (UTC)")
         as_of = as_of.astimezone(UTC)
-        rows: list[dict[str, Any]] = []
-        mirrors: dict[str, str] = {}
-        defects: dict[str, str] = {}
-        stats: dict[str, dict[str, Any]] = {}
+        by_truth_id = self._by_truth_id
         for order in self.orders:
             if order.created_at > as_of:
                 break  # sorted by created_at: nothing later is visible
             version = order.version_at(as_of)
             assert version is not None  # the first version is at created_at
-            row = self._row(order, version, as_of)
+            # One pass over the lines instead of four property sums: this runs over millions of orders.
+            subtotal = tax = discount = Decimal(0)
+            for line in order.lines:
+                subtotal += line.quantity * line.unit_price
+                tax += line.tax
+                discount += line.discount
+            discount += order.order_discount
+            kind = "mirror" if order.mirror_of else "defective" if order.defect else "real"
+            yield order, version, (
+                order.order_id, order.truth_id, order.person_id, kind, order.channel, order.store,
+                order.external_id, order.order_number, order.created_at, version.at, version.status,
+                version.payment_status, order.currency, subtotal, discount, order.shipping, tax,
+                subtotal - discount + order.shipping + tax, version.refunded, order.fulfilled_by, order.ship_by,
+                order.pii_masked, by_truth_id[order.mirror_of].order_id if order.mirror_of else None,
+                by_truth_id[order.related_to].order_id if order.related_to else None, order.defect,
+                len(order.lines),
+            )
+
+    def truth(self, as_of: datetime) -> Truth:
+        """The ground truth at ``as_of`` (aware datetime): see :class:`Truth` for its structure."""
+        rows: list[dict[str, Any]] = []
+        mirrors: dict[str, str] = {}
+        defects: dict[str, str] = {}
+        tally = _Tally()
+        for order, version, values in self._scan(as_of):
+            row = dict(zip(ORDER_COLUMNS, values, strict=True))
             rows.append(row)
             if row["kind"] == "mirror":
                 mirrors[row["order_id"]] = row["mirror_of"]
             elif row["kind"] == "defective":
                 defects[row["order_id"]] = row["defect"]
-            elif order.person_id is not None:
-                stat = stats.setdefault(order.person_id, {"n": 0, "first": order.created_at, "channels": set(),
-                                                          "spent": {}})
-                stat["n"] += 1
-                stat["last"] = order.created_at
-                stat["channels"].add(f"{order.channel}:{order.store}")
-                if version.status != "cancelled":
-                    spent = stat["spent"]
-                    spent[order.currency] = spent.get(order.currency, Decimal(0)) + row["total"] - version.refunded
-        persons = {pid: self._person_row(self.persons[pid], stat) for pid, stat in sorted(stats.items())}
-        return Truth(as_of, rows, persons, mirrors, defects)
+            else:
+                tally.add(order, version, row["total"])
+        return Truth(as_of.astimezone(UTC), rows, tally.rows(self.persons), mirrors, defects)
 
-    def _row(self, order: Order, version: Any, as_of: datetime) -> dict[str, Any]:
-        kind = "mirror" if order.mirror_of else "defective" if order.defect else "real"
-        original = self._by_truth_id[order.mirror_of].order_id if order.mirror_of else None
-        related = self._by_truth_id[order.related_to].order_id if order.related_to else None
-        # One pass over the lines instead of four property sums: truth() runs over millions of orders.
-        subtotal = tax = discount = Decimal(0)
-        for line in order.lines:
-            subtotal += line.quantity * line.unit_price
-            tax += line.tax
-            discount += line.discount
-        discount += order.order_discount
-        return {
-            "order_id": order.order_id, "truth_id": order.truth_id, "person_id": order.person_id, "kind": kind,
-            "channel": order.channel, "store": order.store, "external_id": order.external_id,
-            "order_number": order.order_number, "created_at": order.created_at, "updated_at": version.at,
-            "status": version.status, "payment_status": version.payment_status, "currency": order.currency,
-            "subtotal": subtotal, "discount": discount, "shipping": order.shipping, "tax": tax,
-            "total": subtotal - discount + order.shipping + tax, "refunded": version.refunded, "fulfilled_by": order.fulfilled_by,
-            "ship_by": order.ship_by, "pii_masked": order.pii_masked, "mirror_of": original,
-            "related_to": related, "defect": order.defect, "line_count": len(order.lines),
-        }
+    def truth_frames(self, as_of: datetime) -> dict[str, Any]:
+        """The truth at ``as_of`` as polars DataFrames ``orders`` and ``persons`` (as :meth:`Truth.frames`).
 
-    @staticmethod
-    def _person_row(person: Person, stat: dict[str, Any]) -> dict[str, Any]:
-        address = person.address
-        return {
-            "person_id": person.person_id, "name": f"{person.first_name} {person.last_name}",
-            "first_name": person.first_name, "last_name": person.last_name, "emails": list(person.emails),
-            "phones": list(person.phones), "country": person.country, "segment": person.segment,
-            "orders_count": stat["n"], "first_order_at": stat["first"], "last_order_at": stat["last"],
-            "channels": sorted(stat["channels"]),
-            "address": {"name": address.name, "line1": address.line1, "line2": address.line2,
-                        "city": address.city, "region": address.region, "postal_code": address.postal_code,
-                        "country": address.country},
-            "relay_emails": dict(person.relay_emails), "spent": stat["spent"],
-        }
+        Builds the columns directly, without a dict per order: use it for millions of orders.
+        """
+        columns: dict[str, list[Any]] = {name: [] for name in ORDER_COLUMNS}
+        appends = [columns[name].append for name in ORDER_COLUMNS]
+        tally = _Tally()
+        total_at = ORDER_COLUMNS.index("total")
+        for order, version, values in self._scan(as_of):
+            for append, value in zip(appends, values, strict=True):
+                append(value)
+            if values[3] == "real":
+                tally.add(order, version, values[total_at])
+        orders = _orders_frame(columns)
+        del columns
+        return {"orders": orders, "persons": _persons_frame(tally.rows(self.persons))}
 
     def write_truth(self, path: str | Path, as_of: datetime | None = None) -> Path:
         """Write the truth at ``as_of`` (default: ``start``) into folder ``path`` for people to inspect.
@@ -248,18 +306,25 @@ class Business:
         Returns:
             The folder written.
         """
-        truth = self.truth(as_of or self.start)
+        import polars as pl
+
+        as_of = (as_of or self.start).astimezone(UTC)
+        frames = self.truth_frames(as_of)
+        orders, persons = frames["orders"], frames["persons"]
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        frames = truth.frames()
-        frames["orders"].write_parquet(folder / "orders.parquet")
-        frames["persons"].write_parquet(folder / "persons.parquet")
-        (folder / "mirrors.json").write_text(json.dumps(truth.mirrors, indent=1))
-        (folder / "defects.json").write_text(json.dumps(truth.defects, indent=1))
+        orders.write_parquet(folder / "orders.parquet")
+        persons.write_parquet(folder / "persons.parquet")
+        mirrors = dict(orders.filter(pl.col("kind") == "mirror").select("order_id", "mirror_of").iter_rows())
+        defects = dict(orders.filter(pl.col("kind") == "defective").select("order_id", "defect").iter_rows())
+        (folder / "mirrors.json").write_text(json.dumps(mirrors, indent=1))
+        (folder / "defects.json").write_text(json.dumps(defects, indent=1))
+        counts = {"visible": orders.height, "real": orders.filter(pl.col("kind") == "real").height,
+                  "mirrors": len(mirrors), "defective": len(defects), "persons": persons.height}
         summary = {
-            "seed": self.seed, "start": _iso(self.start), "horizon": _iso(self.horizon), "as_of": _iso(truth.as_of),
-            "fingerprint": self.fingerprint(), "stores": [asdict(spec) for spec in self.stores],
-            "counts": truth.counts(), "orders_total": len(self.orders), "persons_total": len(self.persons),
+            "seed": self.seed, "start": _iso(self.start), "horizon": _iso(self.horizon), "as_of": _iso(as_of),
+            "stores": [asdict(spec) for spec in self.stores], "counts": counts,
+            "orders_total": len(self.orders), "persons_total": len(self.persons),
         }
         (folder / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
         return folder

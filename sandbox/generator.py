@@ -25,6 +25,15 @@ record when it renders it, so the truth keeps what the record should have said):
 - ``missing_lines``: the order has no line items.
 
 Malformed orders are never mirrored nor replaced and have a single version.
+
+Life cycles (see :mod:`sandbox.lifecycle`): Amazon orders mostly start ``pending`` (their wire
+totals are unknown then; the Order keeps the truth), ship within 1-3 days (FBA within a day, ~4%
+late past ``ship_by``), ~3% are cancelled (Amazon: whole order, ``voided``; the items are then
+shown with QuantityOrdered 0; a paid Shopify/Woo order is ``refunded`` on cancel), ~4% of Shopify
+and WooCommerce orders are refunded in part or in full days after delivery (Amazon refunds live in
+the Finances API, not on the Orders wire, so Amazon orders stay ``fulfilled``/``paid``). Amazon replacement orders are zero-priced and carry
+``related_to``. Money is Decimal in the currency's minor unit; stores in VAT countries quote
+tax-inclusive shelf prices, stored as net unit price + tax so that ``Line.total`` is the shelf total.
 """
 
 from __future__ import annotations
@@ -345,6 +354,12 @@ class _Builder:
                        versions=[Version(created, "unfulfilled", "paid"),
                                  Version(ship, "fulfilled", "paid", tracking_number=number, carrier=carrier)])
 
+    def release(self) -> None:
+        """Forget the people's generation details and the account caches once every order exists."""
+        self.profiles = []
+        self.accounts = Accounts(self.rng)
+        self.lines.clear()
+
     # -- ids --------------------------------------------------------------------------------------
     def assign_ids(self, orders: list[Order], keys: dict[int, object]) -> None:
         """External ids, order numbers and customer ids per store, increasing with creation time."""
@@ -448,7 +463,8 @@ def generate(
     replace_ok = [i for i in amazon if i not in mirrored and slots[i][2] < last_replaced]
     n_replaced = min(round(REPLACEMENT_RATE * len(amazon)), len(replace_ok), orders - len(slots) - n_mirrors)
     replaced = set(rng.sample(replace_ok, n_replaced))
-    repeaters = [i for i, (person, _, _) in enumerate(slots) if counts[person] >= 2] or list(range(len(slots)))
+    repeaters = [i for i, (person, _, _) in enumerate(slots)
+                 if counts[person] >= 2 and b.profiles[person].segment != "churned"] or list(range(len(slots)))
     while len(slots) + n_mirrors + n_replaced < orders:
         # Rounding left room (or the stores allow no mirrors): more sales by existing repeat buyers.
         person, store, _ = slots[rng.choice(repeaters)]
@@ -478,6 +494,10 @@ def generate(
             extra = b.replacement(order)
             made.append(extra)
             links.append((extra, order, "related"))
+    # Drop what only generation needed before sorting and numbering: a million orders make it count.
+    persons = {p.person.person_id: p.person for p in b.profiles}
+    b.release()
+    del slots, mirror_ok, amazon, plain, repeaters, replace_ok, defect_of
     for order in made:
         # The sandbox clock stops at the horizon: later changes never happen.
         if order.versions[-1].at > b.horizon:
@@ -493,5 +513,4 @@ def generate(
         else:
             child.related_to = parent.truth_id
     b.assign_ids(made, keys_of)
-    persons = {p.person.person_id: p.person for p in b.profiles}
     return Business(specs, persons, made, seed, start, b.horizon)

@@ -88,13 +88,15 @@ def life_cycle(
     ``on-hold``. Merchant orders ship within 1-3 days (a few late), FBA within a day; multi-line
     orders sometimes ship in two parcels. Refunds come 3-30 days after delivery. Amazon charges
     on shipment, so an Amazon cancellation voids; a paid Shopify/Woo order is refunded on cancel.
+    Amazon orders are never refunded here: their refunds are not on the Orders API.
     """
     versions: list[Version] = []
     t = created
-    pending_status = "unfulfilled" if channel == "shopify" else "pending"
+    # An unpaid order is canonically pending on every channel (Shopify: unfulfilled + financial PENDING,
+    # as pipelines/shopify.py maps it).
     pending = {"amazon": 0.85, "shopify": 0.08, "woocommerce": 0.25}.get(channel, 0.1)
     if rng.random() < pending:
-        versions.append(Version(t, pending_status, "pending"))
+        versions.append(Version(t, "pending", "pending"))
         if rng.random() < 0.03:
             t = _after(rng, t, 12 * HOUR, 3 * DAY)  # payment verification or bank transfer takes days
         elif channel == "amazon":
@@ -124,7 +126,9 @@ def life_cycle(
         t = _after(rng, t, 12 * HOUR, 2 * DAY)
         carrier, number = tracking(rng, ship_country, marketplace)
     versions.append(Version(t, "fulfilled", "paid", tracking_number=number, carrier=carrier))
-    if order_fate in (REFUND_PARTIAL, REFUND_FULL) and total > 0:
+    # Amazon reports refunds only in the Finances API: an Amazon order stays Shipped on the Orders
+    # wire (DESIGN status mapping), so the truth cannot hold a refund nobody could observe.
+    if order_fate in (REFUND_PARTIAL, REFUND_FULL) and total > 0 and channel != "amazon":
         t = _after(rng, t, 3 * DAY, 30 * DAY)
         if order_fate == REFUND_FULL:
             versions.append(Version(t, "fulfilled", "refunded", total, number, carrier))

@@ -31,6 +31,8 @@ _DOMAIN_TYPOS = {
 }
 # Providers that ignore dots in the local part (so j.smith and jsmith are one inbox).
 _DOTLESS = frozenset({"gmail.com", "googlemail.com"})
+# International call prefixes (ITU-T E.164 Annex); "00" everywhere else.
+_IDD = {"US": "011 ", "CA": "011 ", "AU": "0011 ", "JP": "010 "}
 _PLUS_TAGS = ("shop", "orders", "amazon", "online", "promo")
 
 
@@ -134,13 +136,13 @@ def format_phone(rng: random.Random, phone: Phone, store_country: str, local: bo
     """
     a, s = phone.area, phone.subscriber
     nanp_store = store_country in ("US", "CA")
+    idd = _IDD.get(store_country, "00")  # the store's software writes its own country's exit code
     if phone.cc == "1":
         e, n = s[:3], s[3:]
         intl = [f"+1 {a}-{e}-{n}", f"+1{a}{e}{n}", f"+1 ({a}) {e}-{n}"]
-        intl += [f"001 {a} {e} {n}", f"+1 {a} {e} {n}"] if not nanp_store else [f"1-{a}-{e}-{n}"]
+        intl += [f"{idd}1 {a} {e} {n}", f"+1 {a} {e} {n}"] if not nanp_store else [f"1-{a}-{e}-{n}"]
         national = [f"({a}) {e}-{n}", f"{a}{e}{n}", f"{a}-{e}-{n}", f"{a}.{e}.{n}", f"({a}) {e}-{n}"]
     else:
-        idd = "011 " if nanp_store else "00"  # the international call prefix of the caller's country
         intl = [f"+{phone.cc} {a} {s}", f"+{phone.cc}{a}{s}", f"+{phone.cc} (0){a} {s}", f"{idd}{phone.cc} {a} {s}"]
         national = [f"0{a} {s}", f"0{a}{s}", f"0{a}/{s}" if phone.cc == "49" else f"0{a} {s[:3]} {s[3:]}"]
     if local and rng.random() < 0.6:

@@ -33,9 +33,10 @@ _COUNTRY_LOCALE = {"FR": "fr_FR", "ES": "es_ES", "IT": "it_IT", "NL": "nl_NL", "
                    "AU": "en_AU", "NZ": "en_NZ", "IE": "en_IE", "MX": "es_MX", "JP": "ja_JP", "PL": "pl_PL",
                    "SE": "sv_SE", "DK": "da_DK", "BR": "pt_BR", "IN": "en_IN", "BE": "fr_BE", "PT": "pt_PT"}
 # UK mobile number blocks (07xxx) in use; a fixed list keeps the one-off validity checks few.
-_GB_MOBILE = ("7400", "7412", "7432", "7448", "7500", "7512", "7534", "7700", "7712", "7723", "7734", "7745",
-              "7760", "7778", "7800", "7801", "7810", "7825", "7850", "7867", "7890", "7900", "7904", "7911",
-              "7930", "7950", "7960", "7970", "7984", "7999")
+# (07700 900xxx is Ofcom's drama range, which phonenumbers rightly rejects, so 7700 is left out).
+_GB_MOBILE = ("7400", "7412", "7432", "7448", "7500", "7512", "7534", "7712", "7723", "7734", "7745", "7760",
+              "7778", "7800", "7801", "7810", "7825", "7850", "7867", "7890", "7900", "7904", "7911", "7930",
+              "7950", "7960", "7970", "7984", "7999")
 _POOL = 500  # names per locale pool: enough variety, a bounded number of slow Faker calls
 
 
@@ -96,6 +97,15 @@ def _number(rng: random.Random, cc: str, area: str, digits: int) -> Phone | None
     return Phone(cc, area, rng.choice(leads) + f"{rng.randrange(10 ** (digits - 1)):0{digits - 1}d}")
 
 
+@lru_cache(maxsize=64)
+def _example_mobile(country: str) -> tuple[str, str]:
+    """(calling code, national number) of the country's example mobile number in phonenumbers' metadata."""
+    example = phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.MOBILE)
+    if example is None:  # a region phonenumbers does not know: fall back to a US mobile
+        example = phonenumbers.parse("+12015550123")
+    return str(example.country_code), phonenumbers.national_significant_number(example)
+
+
 def make_phone(rng: random.Random, country: str, city: places.City | None) -> Phone:
     """A valid phone of someone living in ``city``: mostly mobiles in Europe, local area codes in North America."""
     for _ in range(20):
@@ -112,11 +122,8 @@ def make_phone(rng: random.Random, country: str, city: places.City | None) -> Ph
             area = rng.choice(city.area_codes)
             phone = _number(rng, "49" if country == "DE" else "44", area, 10 - len(area))
         else:
-            example = phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.MOBILE)
-            if example is None:
-                example = phonenumbers.example_number_for_type("US", phonenumbers.PhoneNumberType.MOBILE)
-            nsn = phonenumbers.national_significant_number(example)
-            phone = _number(rng, str(example.country_code), nsn[:3], len(nsn) - 3)
+            cc, nsn = _example_mobile(country)
+            phone = _number(rng, cc, nsn[:3], len(nsn) - 3)
         if phone is not None:
             return phone
     raise RuntimeError(f"no valid phone number pattern for {country}")  # only a broken metadata table
@@ -155,7 +162,7 @@ def make_home(rng: random.Random, country: str, locale: str, seed: int) -> tuple
             cities = in_qc if (locale == "fr_CA") == (rng.random() < 0.9) else [c for c in cities if c.region != "QC"]
         city = rng.choice(cities)
         postal = _postal(rng, country, rng.choice(city.stem.split()))
-        city_names = (city.name, city.ascii_name) if city.ascii_name else (city.name,)
+        city_names: tuple[str, ...] = (city.name, city.ascii_name) if city.ascii_name else (city.name,)
         if city.name == "Frankfurt am Main":
             city_names = (city.name, "Frankfurt", "Frankfurt a. M.")
         if country == "DE":

@@ -28,15 +28,15 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 # The columns of processed_batches, as record_batches() accepts them.
 BATCH_SCHEMA: dict[str, pl.DataType] = {
-    "batch_id": pl.String,
-    "channel": pl.String,
-    "store": pl.String,
-    "stream": pl.String,
-    "seq": pl.Int64,
-    "source": pl.String,
-    "records": pl.Int64,
-    "loaded": pl.Int64,
-    "quarantined": pl.Int64,
+    "batch_id": pl.String(),
+    "channel": pl.String(),
+    "store": pl.String(),
+    "stream": pl.String(),
+    "seq": pl.Int64(),
+    "source": pl.String(),
+    "records": pl.Int64(),
+    "loaded": pl.Int64(),
+    "quarantined": pl.Int64(),
     "landed_at": TS,
     "processed_at": TS,
 }
@@ -280,7 +280,7 @@ class Warehouse:
     Attributes:
         path: the DuckDB file.
         con: the DuckDB connection (run SQL on it; bulk-load frames with ``warehouse.frames.registered``).
-        read_only: True for :meth:`read_only` instances.
+        writable: True for the writer, False for :meth:`read_only` instances.
     """
 
     def __init__(
@@ -289,11 +289,11 @@ class Warehouse:
         con: duckdb.DuckDBPyConnection,
         *,
         lock: filelock.BaseFileLock | None = None,
-        read_only: bool = False,
+        writable: bool = True,
     ) -> None:
         self.path = path
         self.con = con
-        self.read_only = read_only
+        self.writable = writable
         self._lock = lock
         self._closed = False
 
@@ -323,7 +323,9 @@ class Warehouse:
             os.ftruncate(fd, 0)
             os.pwrite(fd, note.encode(), 0)
 
-        lock = filelock.FileLock(lock_path, timeout=lock_timeout, on_acquired=_stamp)
+        # Not thread-local: the Warehouse owns the lock, whichever thread (a Prefect task runner's)
+        # ends up closing it.
+        lock = filelock.FileLock(lock_path, timeout=lock_timeout, thread_local=False, on_acquired=_stamp)
         try:
             lock.acquire()
         except filelock.Timeout:
@@ -377,12 +379,12 @@ class Warehouse:
         path = Path(path).resolve()
         writer = _open_writers.get(path)
         if writer is not None:
-            return cls(path, _session(writer.con.cursor()), read_only=True)
+            return cls(path, _session(writer.con.cursor()), writable=False)
         if not path.exists():
             raise FileNotFoundError(f"no warehouse at {path} yet: run a sync (`orderhub run`) first")
         try:
             con = duckdb.connect(str(path), read_only=True)
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
             raise LockedError(
                 f"the warehouse {path} is being written by another process and DuckDB allows no reader "
                 f"meanwhile ({exc}). Retry when the sync finishes, or read reports/daily/ or the CRM store."
@@ -399,7 +401,7 @@ class Warehouse:
         except BaseException:
             con.close()
             raise
-        return cls(path, con, read_only=True)
+        return cls(path, con, writable=False)
 
     def close(self) -> None:
         """Close the connection and release the writer lock (idempotent)."""

@@ -352,20 +352,21 @@ def _change(now: Decimal | None, before: Decimal | None) -> str:
     return f"{pct:+.1f} %"
 
 
-def _environment() -> jinja2.Environment:
+def _environment(settings: Settings) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("warehouse", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         undefined=jinja2.StrictUndefined,
     )
     env.filters["money"] = _money
+    env.filters["local"] = lambda value, fmt="%Y-%m-%d %H:%M": value.astimezone(settings.zone).strftime(fmt)
     return env
 
 
 def _render(data: dict[str, Any], settings: Settings) -> str:
     head = data["headline"]
     aov = head["revenue_base"] / head["priced_orders"] if head["priced_orders"] else None
-    template = _environment().get_template("daily_report.html.j2")
+    template = _environment(settings).get_template("daily_report.html.j2")
     return template.render(
         d=data,
         h=head,

@@ -194,7 +194,7 @@ class AmazonClient:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.store = store
         self.policy = policy or RetryPolicy()
-        self.timeout = timeout
+        self.timeout = timeout  # seconds per HTTP call; a stalled call is abandoned and retried
         self._sleep = sleep
         self.limits = {op: TokenBucket(b.rate, b.burst, sleep=sleep) for op, b in BUDGETS.items()}
 

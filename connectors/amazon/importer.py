@@ -69,7 +69,8 @@ def _parts_of(path: Path) -> list[Part]:
         if found is None:
             raise ConfigError(f"{path} is not an Amazon Orders API response: expected {KNOWN}")
         return [Part(found[0], raw, found[1], {"file": path.name})]
-    parts, errors = [], []
+    parts: list[Part] = []
+    errors: list[str] = []
     for index, entry in enumerate(entries):
         body = entry["response"]
         found = detect(body)

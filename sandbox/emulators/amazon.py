@@ -1,14 +1,4 @@
-"""Amazon SP-API on loopback: Login with Amazon tokens and the Orders API v2026-01-01 and v0, from the sandbox truth.
-
-Wire shapes follow Amazon's own models and examples (``../shared/fixtures/real/amazon``). Quirks rendered:
-relay e-mails (``…@marketplace.amazon.<tld>``); ``pii_masked`` orders, and every order of a store without
-the PII roles, come without buyer name, e-mail, phone and street lines (city/region/postal code/country
-stay, as SP-API does without a Restricted Data Token); FBA orders (``fulfilledBy`` AMAZON / v0 ``AFN``,
-no buyer phone, v0 without ``LatestShipDate``); the latest ship date; replacement orders linking their
-original; v0 booleans such as ``IsReplacementOrder`` as the strings "true"/"false"; absent address
-fields as the string "null" on some orders; Pending orders without totals (and v0 Pending items
-without prices, as ``getOrderItems`` documents).
-"""
+"""Amazon SP-API on loopback: Login with Amazon tokens and the Orders API v2026-01-01 and v0, from the sandbox truth."""
 
 from __future__ import annotations
 
@@ -41,10 +31,13 @@ BUDGETS: dict[str, tuple[float, float]] = {
     "getOrderV0": (0.5, 30),
     "getOrderItems": (0.5, 30),
 }
-# lastUpdatedBefore/createdBefore "must be ... at least two minutes before the time of the request".
+# lastUpdatedBefore/createdBefore "must be ... at least two minutes before the time of the request"
+# (the parameters of searchOrders in orders_2026-01-01.json, and of getOrders in ordersV0.json).
 LAG = timedelta(minutes=2)
-PAGE_TOKEN_TTL = timedelta(hours=24)  # Pagination: "The token will expire after 24 hours."
-ACCESS_TOKEN_SECONDS = 3600  # LWA access tokens live one hour
+# SearchOrdersResponse.pagination in orders_2026-01-01.json: "The token will expire after 24 hours."
+PAGE_TOKEN_TTL = timedelta(hours=24)
+# LWA answers "expires_in": 3600: https://developer-docs.amazon.com/sp-api/docs/connecting-to-the-selling-partner-api
+ACCESS_TOKEN_SECONDS = 3600
 INCLUDED_DATA = {"BUYER", "RECIPIENT", "PROCEEDS", "EXPENSE", "PROMOTION", "CANCELLATION", "FULFILLMENT",
                  "PACKAGES", "TAX", "PAYMENT", "FULFILLMENT_ORDERS"}
 MARKETPLACE_NAMES = {
@@ -95,7 +88,19 @@ def amount(value: Decimal, currency: str) -> str:
 
 
 class AmazonRenderer:
-    """Turns an order's version into Amazon's JSON records (v2026-01-01 ``Order``, v0 ``Order``/``OrderItem``)."""
+    """Turns an order's version into Amazon's JSON records (v2026-01-01 ``Order``, v0 ``Order``/``OrderItem``).
+
+    Shapes follow Amazon's models and examples (``../shared/fixtures/real/amazon``). Quirks rendered: relay
+    e-mails (``…@marketplace.amazon.<tld>``, derived when the truth has a plain address); ``pii_masked``
+    orders, and every order of a store without the PII roles, without buyer name, e-mail, phone and street
+    lines (city, region, postal code and country stay, as SP-API answers without a Restricted Data Token);
+    FBA orders (``fulfilledBy`` AMAZON / v0 ``AFN``; no buyer phone; v0 without ``LatestShipDate``, "only
+    returned for seller-fulfilled orders"); the latest ship date; replacement orders linking their
+    original; v0 ``IsReplacementOrder`` as the string "true"/"false"; absent address fields written as the
+    string "null" on about one order in four; Pending orders without totals (v0 Pending items without
+    prices, as ``getOrderItems`` documents). Order-level shipping and discount are attributed to the first
+    item, since Amazon attributes every charge to an item.
+    """
 
     def __init__(self, source: OrderSource, marketplace_of: Callable[[str], str],
                  pii_stores: set[str] | None = None) -> None:

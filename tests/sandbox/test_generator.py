@@ -125,6 +125,7 @@ def test_life_cycles_are_realistic(business: Business) -> None:
     refunds = sum(1 for o in business.orders if o.versions[-1].payment_status in ("refunded", "partially_refunded")
                   and o.versions[-1].status == "fulfilled")
     assert 0.015 < refunds / len(business.orders) < 0.07
+    assert not any(v.refunded for o in business.orders if o.channel == "amazon" for v in o.versions)
     amazon = [o for o in business.orders if o.channel == "amazon" and not o.defect]
     assert sum(o.versions[0].status == "pending" for o in amazon) / len(amazon) > 0.6
     assert any(v.status == "partially_fulfilled" for o in business.orders for v in o.versions)

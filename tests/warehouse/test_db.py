@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -118,13 +119,23 @@ def test_a_writer_in_another_process_blocks_the_writer_and_readers(tmp_path: Pat
         pass
 
 
+def test_a_writer_closed_by_another_thread_frees_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    wh = Warehouse.open(path)
+    closer = threading.Thread(target=wh.close)
+    closer.start()
+    closer.join()
+    with Warehouse.open(path, lock_timeout=0.5):
+        pass
+
+
 def test_read_only_in_the_writers_process_reads_committed_data(wh: Warehouse) -> None:
     wh.merge_orders(
         order_rows([{"channel": "shopify", "store": "s", "external_id": "1"}]),
         pl.DataFrame(schema=LINE_SCHEMA),
     )
     with Warehouse.read_only(wh.path) as reader:
-        assert reader.read_only
+        assert not reader.writable
         assert _one(reader, "SELECT count(*) FROM orders") == 1
     assert _one(wh, "SELECT count(*) FROM orders") == 1  # closing the reader left the writer open
 

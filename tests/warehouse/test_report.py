@@ -7,6 +7,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -28,7 +29,7 @@ def _at(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
 
 
-ROWS = [
+ROWS: list[dict[str, Any]] = [
     # On DAY (Berlin is UTC+1 in March before DST): 09:00 UTC and 22:30 UTC (= 23:30 local).
     {
         "channel": "amazon",

@@ -67,7 +67,7 @@ def test_retrieve_order_727() -> None:
         "fulfilled_by": "merchant", "ship_by": utc(2017, 3, 24, 19, 28, 2),  # no promise: created + 2 SLA days
         "source_name": "rest-api", "pii_masked": False,
     }
-    lines = [tuple(r.values()) for r in out.lines.drop("order_id").to_dicts()]
+    lines = [tuple(r.values()) for r in out.lines.drop("order_id", "batch_id").to_dicts()]
     assert lines == [
         # line_no, sku, master_sku, title, qty, unit_price, discount, tax, total (incl. tax)
         (1, None, None, "Woo Single #1", 2, Decimal("3.00"), Decimal("0.00"), Decimal("0.45"), Decimal("6.45")),
@@ -105,7 +105,7 @@ def test_list_orders() -> None:
         "Av. Brasil, 432", "Rio de Janeiro", "RJ", "12345-000", "BR")
     assert row["email"] == "joao.silva@example.com"
     assert row["source_name"] == "checkout"
-    lines = out.lines.filter(out.lines["order_id"] == "woocommerce:demo:723").drop("order_id").rows()
+    lines = out.lines.filter(out.lines["order_id"] == "woocommerce:demo:723").drop("order_id", "batch_id").rows()
     assert lines == [
         (1, None, None, "Woo Album #2", 1, Decimal("9.00"), Decimal("0.00"), Decimal("0.00"), Decimal("9.00")),
         (2, None, None, "Woo Ninja", 1, Decimal("20.00"), Decimal("0.00"), Decimal("0.00"), Decimal("20.00")),

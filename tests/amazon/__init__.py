@@ -1,0 +1,1 @@
+"""Amazon channel tests: golden pairs, emulator wire format, emulator <-> connector over HTTP, faults."""
