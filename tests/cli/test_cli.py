@@ -1,0 +1,41 @@
+"""The CLI as an operator meets it: import saved responses, process, status; clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
+
+
+def _orderhub(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"ORDERHUB_HOME": str(home), "PATH": "/usr/bin:/bin", "PREFECT_HOME": str(home / "prefect")}
+    return subprocess.run([sys.executable, "-m", "orderhub", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_import_process_status(tmp_path) -> None:
+    shopify = _orderhub(tmp_path, "import", "--channel", "shopify", "--store", "support",
+                        str(FIXTURES / "shopify" / "orders.json"))
+    assert shopify.returncode == 0, shopify.stderr
+    woo = _orderhub(tmp_path, "import", "--channel", "woocommerce", "--store", "legacy",
+                    str(FIXTURES / "woocommerce" / "list_orders.v3.example.json"))
+    assert woo.returncode == 0, woo.stderr
+    processed = _orderhub(tmp_path, "process")
+    assert processed.returncode == 0, processed.stderr
+    assert "quarantined" in processed.stdout
+    status = _orderhub(tmp_path, "status", "--json")
+    rows = json.loads(status.stdout)
+    by_store = {(r["channel"], r["store"]): r for r in rows}
+    assert by_store[("woocommerce", "legacy")]["landed"] == 2
+    assert by_store[("shopify", "support")]["landed"] >= 1
+    assert by_store[("woocommerce", "legacy")]["loaded"] + by_store[("woocommerce", "legacy")]["quarantined"] == 2
+
+
+def test_bad_config_is_a_clear_error(tmp_path) -> None:
+    (tmp_path / "orderhub.toml").write_text('timezone = "Mars/Olympus"\n')
+    result = _orderhub(tmp_path, "status")
+    assert result.returncode == 2
+    assert "unknown time zone" in result.stdout and "Traceback" not in result.stdout + result.stderr
