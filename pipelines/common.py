@@ -159,6 +159,9 @@ def unreadable_part(manifest: Manifest, part: PartInfo, body: bytes, reason: str
 def base_row(manifest: Manifest, external_id: str | None, record: Any) -> dict[str, Any]:
     """The provenance columns every flat order row starts with."""
     ext = text(external_id)
+    # One serialization serves both the payload kept for quarantine and the version hash: keys in
+    # the order the channel sent them (raw is sacred), which is stable for re-pulls of the same data.
+    payload = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
     return {
         "order_id": f"{manifest.channel}:{manifest.store}:{ext}" if ext else None,
         "channel": manifest.channel,
@@ -166,8 +169,8 @@ def base_row(manifest: Manifest, external_id: str | None, record: Any) -> dict[s
         "external_id": ext,
         "batch_id": manifest.batch_id,
         "landed_at": manifest.landed_at_dt,
-        "record_hash": record_hash(record),
-        "_payload": payload_text(record),
+        "record_hash": hashlib.sha256(payload.encode()).hexdigest(),
+        "_payload": payload,
         "_problems": [],
     }
 

@@ -33,7 +33,7 @@ def _client(**kw) -> HttpClient:
 def test_transient_faults_are_retried(server, fault) -> None:
     server.emulator.faults.add(fault, times=2, stall=1.0)
     slept: list[float] = []
-    resp, data = _client(sleep=slept.append).get_json(f"{server.url}/ok", params={"n": "1"})
+    _resp, data = _client(sleep=slept.append).get_json(f"{server.url}/ok", params={"n": "1"})
     assert data == {"ok": True, "n": "1"}
     assert len(slept) == 2
     if fault == "429":

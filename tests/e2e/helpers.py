@@ -8,6 +8,7 @@ from itertools import combinations
 from typing import Any
 
 from connectors.landing import LandingStore
+from orderhub import clock
 
 EPS = timedelta(microseconds=1)
 
@@ -32,17 +33,23 @@ class Expected:
     mirrors: dict[str, str]  # mirror order_id -> original order_id
     defective: dict[str, Any]  # order_id -> order for malformed records
     eligible: set[str]  # order ids that fulfillment must export
+    inflight: set[str]  # changed at or after the cutoff (second-rounded): a sync may or may not hold them yet
 
 
 def expected(business: Any, landing: LandingStore) -> Expected:
     """Build the expectation from the business and what was synced."""
     cut = cutoffs(landing)
     by_truth = {o.truth_id: o for o in business.orders}
-    real, mirrors, defective, eligible = {}, {}, {}, set()
+    real, mirrors, defective, eligible, inflight = {}, {}, {}, set(), set()
     for order in business.orders:
         until = cut.get((order.channel, order.store))
         if until is None:
             continue
+        # APIs serve an order's *current* version, filtered by its time in whole seconds: an order
+        # that changed again after the window's end is served in the next window, not this one.
+        edge = until.replace(microsecond=0)
+        if any(v.at >= edge and v.at <= clock.now() for v in order.versions) or edge <= order.created_at < until:
+            inflight.add(order.order_id)
         version = order.version_at(until - EPS)
         if version is None or order.created_at >= until:
             continue
@@ -56,7 +63,7 @@ def expected(business: Any, landing: LandingStore) -> Expected:
             if (version.status == "unfulfilled" and version.payment_status == "paid"
                     and order.fulfilled_by == "merchant"):
                 eligible.add(order.order_id)
-    return Expected(real, mirrors, defective, eligible)
+    return Expected(real, mirrors, defective, eligible, inflight)
 
 
 def pairwise_precision_recall(assignments: list[tuple[str, str]]) -> tuple[float, float]:
