@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from abc import abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -110,23 +111,23 @@ class AmazonOrdersStream(Stream):
         self.client = client or AmazonClient(store)
 
     # -- what a concrete API declares ------------------------------------------------------------
+    @abstractmethod
     def params(self, since: datetime, until: datetime) -> dict[str, Any]:
         """Request parameters of a window."""
-        raise NotImplementedError
 
+    @abstractmethod
     def fetch(self, params: dict[str, Any]) -> RawResponse:
         """One page."""
-        raise NotImplementedError
 
     @staticmethod
+    @abstractmethod
     def records(data: Any) -> list[Any]:
         """The order records of a page body."""
-        raise NotImplementedError
 
     @staticmethod
+    @abstractmethod
     def next_token(data: Any) -> str | None:
         """The next page token of a page body."""
-        raise NotImplementedError
 
     def extra_parts(self, records: list[Any]) -> list[Part]:
         """Helper bodies landed with a page (v0: each order's items)."""
