@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
@@ -95,6 +98,96 @@ class TokenBucket:
                 need = (tokens - self._tokens) / self.rate
             self._sleep(need)
             waited += need
+
+    def after_call(self) -> None:
+        """Count no refill for the time a call was in flight.
+
+        The server measures its bucket when a request arrives, the client when it sends: a slow call
+        (say one that first fetched an access token) would otherwise let the client believe in refill
+        the server has not granted yet. Discarding the in-flight time keeps the client behind the server.
+        """
+        with self._lock:
+            self._last = self._clock()
+
+    def snapshot(self) -> dict[str, float]:
+        """The bucket's level now, in wall-clock terms (for another process to resume from)."""
+        with self._lock:
+            now = self._clock()
+            tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            return {"tokens": tokens, "rate": self.rate, "at": time.time()}
+
+    def restore(self, saved: dict[str, float]) -> None:
+        """Resume from a :meth:`snapshot`, refilled for the time that passed since."""
+        try:
+            elapsed = max(0.0, time.time() - float(saved["at"]))
+            rate = float(saved.get("rate") or self.rate)
+            tokens = float(saved["tokens"])
+        except (KeyError, TypeError, ValueError):
+            return
+        with self._lock:
+            self.rate = rate if rate > 0 else self.rate
+            self._tokens = min(self.burst, tokens + elapsed * self.rate)
+            self._last = self._clock()
+
+
+class SharedBuckets:
+    """Token buckets shared by every client of one rate-limit scope, and carried from run to run.
+
+    A channel's limits belong to the account, not to a client object: two stores of one Amazon seller
+    in one region draw on the same budgets, and the next scheduled run must not assume a full burst that
+    the last run spent. Buckets are therefore kept per ``(scope, operation)`` for the whole process and,
+    when :meth:`persist_to` names a folder (``orderhub`` sets ``$ORDERHUB_HOME/state/ratelimits``), saved
+    after each acquisition and refilled on load by the time that passed.
+    """
+
+    def __init__(self) -> None:
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._lock = threading.Lock()
+        self._folder: Path | None = None
+
+    def persist_to(self, folder: Path | None) -> None:
+        """Save bucket levels under ``folder`` (None: keep them in this process only)."""
+        self._folder = folder
+
+    def _file(self, scope: str) -> Path | None:
+        if self._folder is None:
+            return None
+        return self._folder / (hashlib.sha256(scope.encode()).hexdigest()[:20] + ".json")
+
+    def bucket(self, scope: str, operation: str, rate: float, burst: float, *,
+               sleep: Callable[[float], None] = time.sleep) -> TokenBucket:
+        """The bucket of ``operation`` in ``scope``, created with the documented ``rate``/``burst`` if new."""
+        with self._lock:
+            found = self._buckets.get((scope, operation))
+            if found is None:
+                found = self._buckets[(scope, operation)] = TokenBucket(rate, burst, sleep=sleep)
+                path = self._file(scope)
+                if path is not None and path.exists():
+                    try:
+                        saved = json.loads(path.read_text()).get(operation)
+                    except (OSError, ValueError):
+                        saved = None
+                    if isinstance(saved, dict):
+                        found.restore(saved)
+            return found
+
+    def save(self, scope: str) -> None:
+        """Write the levels of ``scope``'s buckets (atomically; a lost write only costs a little patience)."""
+        path = self._file(scope)
+        if path is None:
+            return
+        with self._lock:
+            levels = {op: b.snapshot() for (sc, op), b in self._buckets.items() if sc == scope}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(levels))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.debug("could not save rate-limit levels to %s: %s", path, exc)
+
+
+SHARED_BUCKETS = SharedBuckets()
 
 
 def _retry_after(headers: Any) -> float | None:

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from orderhub import clock
 from orderhub.config import home_dir, load_settings
-from orderhub.errors import OrderhubError
+from orderhub.errors import ConfigError, OrderhubError
 from orderhub.log import setup_logging
 
 app = typer.Typer(help="orderhub: every order from every channel, one customer per person.", no_args_is_help=True)
@@ -280,6 +280,28 @@ def bench_pipeline(
     result = run_pipeline_bench(orders, workdir=workdir, keep=keep, console=None if as_json else console)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=1) + "\n")
+
+
+@bench_app.command("api-time")
+def bench_api_time(
+    channel: Annotated[str, typer.Option(help="the channel to price: amazon")] = "amazon",
+    orders_per_day: Annotated[int, typer.Option(help="the seller's daily orders")] = 5000,
+    days: Annotated[int, typer.Option(help="days of history to backfill")] = 365,
+    orders_api: Annotated[str, typer.Option(help="Amazon Orders API version: 2026-01-01 or v0")] = "2026-01-01",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run a real backfill and a 15-minute sync against the emulator; price its calls with the published limits."""
+    from orderhub.bench_api import amazon_api_time
+
+    if channel != "amazon":
+        raise ConfigError(f"bench api-time knows the channel 'amazon', not {channel!r}")
+    if orders_api not in ("2026-01-01", "v0"):
+        raise ConfigError(f"--orders-api must be 2026-01-01 or v0, not {orders_api!r}")
+    result = amazon_api_time(orders_per_day, days=days, orders_api=orders_api, console=None if as_json else console)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=1) + "\n")
+    else:
+        console.print_json(json.dumps(result))
 
 
 def entrypoint() -> None:

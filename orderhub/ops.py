@@ -33,7 +33,10 @@ def enabled_stores(settings: Settings, only: str | None = None) -> list[Any]:
 
 def sync_store(settings: Settings, store_key: str) -> list[SyncResult]:
     """Sync every stream of one store into landing."""
+    from connectors.http import SHARED_BUCKETS
+
     landing = landing_store(settings)
+    SHARED_BUCKETS.persist_to(settings.home / "state" / "ratelimits")  # the next run resumes these levels
     results = []
     for store in enabled_stores(settings, store_key):
         for stream in streams_for(store):

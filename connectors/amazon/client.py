@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,6 +16,8 @@ from urllib.parse import urlsplit
 import httpx
 from sp_api.api.orders.orders_2026_01_01 import OrdersV20260101
 from sp_api.api.orders.orders_v0 import OrdersV0
+from sp_api.api.reports.reports import Reports
+from sp_api.api.tokens.tokens import Tokens
 from sp_api.auth import AccessTokenClient
 from sp_api.auth import access_token_client as lwa_module
 from sp_api.auth._core import build_cache_key
@@ -23,7 +26,7 @@ from sp_api.base import ApiResponse, SellingApiException
 from sp_api.base.exceptions import get_exception_for_code
 
 from connectors.amazon.config import AmazonStore
-from connectors.http import RetryPolicy, TokenBucket, call_with_retry
+from connectors.http import SHARED_BUCKETS, RetryPolicy, TokenBucket, call_with_retry
 from orderhub.errors import AuthError, ConfigError, FatalError, OrderhubError, RetriableError
 
 log = logging.getLogger(__name__)
@@ -39,17 +42,27 @@ class Budget:
     burst: float
 
 
-# Default usage plans, as published in Amazon's models (the "Usage Plan" table of each operation):
-# https://github.com/amzn/selling-partner-api-models/blob/main/models/orders-api-model/orders_2026-01-01.json
-# https://github.com/amzn/selling-partner-api-models/blob/main/models/orders-api-model/ordersV0.json
+# Default usage plans, as published in Amazon's models (the "Usage Plan" table of each operation), under
+# https://github.com/amzn/selling-partner-api-models/blob/main/models/ :
 # Each response's x-amzn-RateLimit-Limit header then sets the rate actually granted
 # (https://developer-docs.amazon.com/sp-api/docs/usage-plans-and-rate-limits-in-the-sp-api).
 BUDGETS: dict[str, Budget] = {
-    "searchOrders": Budget(0.0056, 20),
-    "getOrder": Budget(0.5, 30),
-    "getOrders": Budget(0.0167, 20),
-    "getOrderItems": Budget(0.5, 30),
+    "searchOrders": Budget(0.0056, 20),  # orders-api-model/orders_2026-01-01.json
+    "getOrder": Budget(0.5, 30),  # orders-api-model/orders_2026-01-01.json
+    "getOrders": Budget(0.0167, 20),  # orders-api-model/ordersV0.json
+    "getOrderItems": Budget(0.5, 30),  # orders-api-model/ordersV0.json
+    "getOrderBuyerInfo": Budget(0.5, 30),  # orders-api-model/ordersV0.json
+    "getOrderAddress": Budget(0.5, 30),  # orders-api-model/ordersV0.json
+    "createReport": Budget(0.0167, 15),  # reports-api-model/reports_2021-06-30.json
+    "getReport": Budget(2.0, 15),  # reports-api-model/reports_2021-06-30.json
+    "getReportDocument": Budget(0.0167, 15),  # reports-api-model/reports_2021-06-30.json
+    "createRestrictedDataToken": Budget(1.0, 10),  # tokens-api-model/tokens_2021-03-01.json
 }
+# The restricted resource of v0 getOrders whose RDT brings buyer info and the full shipping address
+# (Tokens API use case guide: https://developer-docs.amazon.com/sp-api/docs/tokens-api-use-case-guide).
+V0_ORDERS_PATH = "/orders/v0/orders"
+V0_PII_ELEMENTS = ["buyerInfo", "shippingAddress"]
+RDT_MARGIN = 300.0  # seconds before an RDT's expiresIn that a new one is fetched
 
 
 @dataclass(frozen=True)
@@ -132,6 +145,25 @@ class _OrdersV0(_KeepsRawBody, OrdersV0):
     """sp_api's Orders v0 client (what ``sp_api.api.Orders(version="v0")`` builds), keeping raw bodies."""
 
 
+class _Reports(_KeepsRawBody, Reports):
+    """sp_api's Reports 2021-06-30 client, keeping raw bodies."""
+
+
+class _Tokens(_KeepsRawBody, Tokens):
+    """sp_api's Tokens 2021-03-01 client, keeping raw bodies."""
+
+
+@dataclass
+class _Apis:
+    """The sp_api clients of one store; ``orders_v0_pii`` carries a Restricted Data Token when one is held."""
+
+    orders: _Orders2026
+    orders_v0: _OrdersV0
+    orders_v0_pii: _OrdersV0
+    reports: _Reports
+    tokens: _Tokens
+
+
 def _retry_after(headers: Any) -> float | None:
     """Seconds to wait after a 429: Retry-After when sent, else one request interval at the announced rate."""
     headers = headers or {}
@@ -184,10 +216,11 @@ def map_error(exc: Exception, url: str) -> OrderhubError:
 
 
 class AmazonClient:
-    """Orders v2026-01-01 and v0 calls for one store, through the one retry layer.
+    """Orders v2026-01-01 and v0, Reports and Tokens calls for one store, through the one retry layer.
 
     Credentials are resolved from their ``Secret`` references when the first call is made, and are
-    handed to sp_api only; they never appear in a request record, an error or a log line.
+    handed to sp_api only; they never appear in a request record, an error or a log line. Restricted
+    Data Tokens are fetched once and reused until shortly before they expire.
     """
 
     def __init__(self, store: AmazonStore, *, policy: RetryPolicy | None = None, timeout: float = 20.0,
@@ -196,13 +229,18 @@ class AmazonClient:
         self.policy = policy or RetryPolicy()
         self.timeout = timeout  # seconds per HTTP call; a stalled call is abandoned and retried
         self._sleep = sleep
-        self.limits = {op: TokenBucket(b.rate, b.burst, sleep=sleep) for op, b in BUDGETS.items()}
+        # Amazon's limits are per selling partner and application in each region: one scope per those three.
+        self._scope = f"amazon|{store.api_endpoint}|{store.seller_id}|{store.lwa_client_id}"
+        self.limits = {op: SHARED_BUCKETS.bucket(self._scope, op, b.rate, b.burst, sleep=sleep)
+                       for op, b in BUDGETS.items()}
+        self._rdt_expires = 0.0  # time.monotonic() when the held RDT must be replaced
+        self.calls: Counter[str] = Counter()  # SP-API calls made, by operation (retries included)
 
     @cached_property
-    def _apis(self) -> tuple[_Orders2026, _OrdersV0]:
+    def _apis(self) -> _Apis:
         if self.store.endpoint and os.environ.get("SP_API_DEFAULT_MARKETPLACE"):
             raise ConfigError("unset SP_API_DEFAULT_MARKETPLACE: sp_api would use it instead of the store's endpoint")
-        marketplace = SpMarketplace(self.store.api_endpoint.rstrip("/"), self.store.marketplace_id, self.store.region)
+        marketplace = SpMarketplace(self.store.api_endpoint.rstrip("/"), self.store.marketplaces[0], self.store.region or "NA")
         credentials = {
             "refresh_token": self.store.refresh_token.get(),
             "lwa_app_id": self.store.lwa_client_id,
@@ -211,56 +249,136 @@ class AmazonClient:
         token_client = lwa_client_class(self.store.token_url)
         kwargs: dict[str, Any] = {"credentials": credentials, "timeout": self.timeout,
                                   "auth_token_client_class": token_client}
-        return (_Orders2026(marketplace, **kwargs), _OrdersV0(marketplace, version="v0", **kwargs))
+        pii = _OrdersV0(marketplace, version="v0", **kwargs)
+        pii.keep_restricted_data_token = True
+        return _Apis(_Orders2026(marketplace, **kwargs), _OrdersV0(marketplace, version="v0", **kwargs), pii,
+                     _Reports(marketplace, **kwargs), _Tokens(marketplace, **kwargs))
 
     def forget_access_token(self) -> None:
         """Drop this store's cached LWA access token (sp_api caches it per refresh token, process-wide)."""
         lwa_module.cache.pop(build_cache_key(self.store.refresh_token.get()), None)
 
-    # -- operations ------------------------------------------------------------------------------
+    def forget_restricted_data_token(self) -> None:
+        """Drop the held Restricted Data Token; the next PII call fetches a new one."""
+        self._apis.orders_v0_pii.restricted_data_token = None
+        self._rdt_expires = 0.0
+
+    # -- Orders ----------------------------------------------------------------------------------
     def search_orders(self, params: dict[str, Any]) -> RawResponse:
         """Orders v2026-01-01 ``searchOrders``."""
         return self._call("searchOrders", "/orders/2026-01-01/orders", params,
-                          lambda: self._apis[0].search_orders(**params))
+                          lambda: self._apis.orders.search_orders(**params))
 
     def get_order(self, order_id: str, params: dict[str, Any]) -> RawResponse:
         """Orders v2026-01-01 ``getOrder``."""
         return self._call("getOrder", f"/orders/2026-01-01/orders/{order_id}", params,
-                          lambda: self._apis[0].get_order(order_id, **params))
+                          lambda: self._apis.orders.get_order(order_id, **params))
 
     def get_orders_v0(self, params: dict[str, Any]) -> RawResponse:
-        """Orders v0 ``getOrders``."""
-        return self._call("getOrders", "/orders/v0/orders", params, lambda: self._apis[1].get_orders(**params))
+        """Orders v0 ``getOrders``; with the store's PII roles, through a Restricted Data Token."""
+        if self.store.has_pii_roles:
+            return self._call("getOrders", V0_ORDERS_PATH, params, lambda: self._with_rdt().get_orders(**params),
+                              restricted=True)
+        return self._call("getOrders", V0_ORDERS_PATH, params, lambda: self._apis.orders_v0.get_orders(**params))
 
     def get_order_items_v0(self, order_id: str, params: dict[str, Any]) -> RawResponse:
         """Orders v0 ``getOrderItems``."""
         return self._call("getOrderItems", f"/orders/v0/orders/{order_id}/orderItems", params,
-                          lambda: self._apis[1].get_order_items(order_id, **params))
+                          lambda: self._apis.orders_v0.get_order_items(order_id, **params))
+
+    def _with_rdt(self) -> _OrdersV0:
+        """The v0 client holding a live RDT for getOrders' buyer info and shipping address."""
+        api = self._apis.orders_v0_pii
+        if api.restricted_data_token is None or time.monotonic() >= self._rdt_expires:
+            body = {"restrictedResources": [{"method": "GET", "path": V0_ORDERS_PATH, "dataElements": V0_PII_ELEMENTS}]}
+            try:
+                response = self._call("createRestrictedDataToken", "/tokens/2021-03-01/restrictedDataToken", {},
+                                      lambda: self._apis.tokens.create_restricted_data_token(**body), method="POST")
+            except AuthError as exc:
+                raise AuthError(
+                    f"amazon refused a Restricted Data Token for store {self.store.key!r} ({exc.status}): the app "
+                    f"lacks the PII roles for buyer info and shipping address. Grant them in Seller Central, or set "
+                    f"has_pii_roles = false for this store (orders then land without PII, flagged pii_masked)",
+                    channel=CHANNEL, status=exc.status) from None
+            data = response.data if isinstance(response.data, dict) else {}
+            token = data.get("restrictedDataToken")
+            if not token:
+                raise FatalError("amazon createRestrictedDataToken answered without a token", channel=CHANNEL)
+            expires_in = float(data.get("expiresIn") or 3600)
+            api.restricted_data_token = token
+            self._rdt_expires = time.monotonic() + max(expires_in - RDT_MARGIN, expires_in / 2)
+        return api
+
+    # -- Reports ---------------------------------------------------------------------------------
+    def create_report(self, body: dict[str, Any]) -> RawResponse:
+        """Reports 2021-06-30 ``createReport``."""
+        return self._call("createReport", "/reports/2021-06-30/reports", body,
+                          lambda: self._apis.reports.create_report(**body), method="POST")
+
+    def get_report(self, report_id: str) -> RawResponse:
+        """Reports 2021-06-30 ``getReport``."""
+        return self._call("getReport", f"/reports/2021-06-30/reports/{report_id}", {},
+                          lambda: self._apis.reports.get_report(report_id))
+
+    def get_report_document(self, document_id: str) -> RawResponse:
+        """Reports 2021-06-30 ``getReportDocument``: the document's pre-signed URL (not its content)."""
+        return self._call("getReportDocument", f"/reports/2021-06-30/documents/{document_id}", {},
+                          lambda: self._apis.reports.get_report_document(document_id))
+
+    def download(self, url: str) -> tuple[bytes, str | None]:
+        """GET a pre-signed document URL at once (they expire minutes after issue): the bytes and their charset.
+
+        Raises:
+            RetriableError: a transport failure or a 5xx.
+            FatalError: 403/404 (the URL expired or is wrong): ask getReportDocument for a new one.
+        """
+        shown = url.split("?", 1)[0]  # the query string is the signature: never logged
+        try:
+            with httpx.Client(timeout=self.timeout * 3) as http:
+                res = http.get(url)
+        except httpx.TransportError as exc:
+            raise RetriableError(f"amazon report download: {type(exc).__name__} from {shown}; will retry",
+                                 channel=CHANNEL, url=shown) from None
+        if res.status_code >= 500 or res.status_code == 429:
+            raise RetriableError(f"amazon report download answered {res.status_code}; will retry",
+                                 channel=CHANNEL, status=res.status_code, url=shown)
+        if res.status_code >= 400:
+            raise FatalError(f"amazon report download answered {res.status_code} (the document URL expired?)",
+                             channel=CHANNEL, status=res.status_code, url=shown)
+        return res.content, res.charset_encoding
 
     # -- the call: budget, one token refresh, error mapping, retries -----------------------------
-    def _call(self, operation: str, path: str, params: dict[str, Any], fn: Callable[[], ApiResponse]) -> RawResponse:
+    def _call(self, operation: str, path: str, params: dict[str, Any], fn: Callable[[], ApiResponse], *,
+              method: str = "GET", restricted: bool = False) -> RawResponse:
         bucket = self.limits[operation]
         url = self.store.api_endpoint.rstrip("/") + path
-        request = {"method": "GET", "path": path, "params": dict(params)}
+        request = {"method": method, "path": path, "params": dict(params)}
 
         def once() -> RawResponse:
             refreshed = False
             while True:
                 bucket.acquire()
+                SHARED_BUCKETS.save(self._scope)
+                self.calls[operation] += 1
                 try:
                     response = fn()
                 except SellingApiException as exc:
+                    bucket.after_call()
                     self._adopt_rate(bucket, getattr(exc, "headers", None))
                     if exc.code == 403 and not refreshed and _is_token_problem(exc):
                         # sp_api keeps the access token in a module-wide TTL cache for ~53 minutes of real
                         # time; the server (or the sandbox clock) may have expired it sooner. Once.
                         log.info("amazon %s: access token refused; fetching a new one", operation)
                         self.forget_access_token()
+                        if restricted:
+                            self.forget_restricted_data_token()
                         refreshed = True
                         continue
                     raise map_error(exc, url) from None
                 except (AuthorizationError, httpx.TransportError, json.JSONDecodeError) as exc:
+                    bucket.after_call()
                     raise map_error(exc, url) from None
+                bucket.after_call()
                 self._adopt_rate(bucket, response.headers)
                 return RawResponse(response.raw_body, response.raw_json, request, dict(response.headers or {}))
 

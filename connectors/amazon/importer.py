@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
 
+from connectors.amazon.reports import KIND_REPORT, inspect_report
 from connectors.amazon.streams import (
     KIND_GET_ORDER,
     KIND_SEARCH_ORDERS,
@@ -14,11 +16,12 @@ from connectors.amazon.streams import (
     KIND_V0_ORDERS,
 )
 from connectors.landing import LandingStore, Manifest, Part
-from orderhub.errors import ConfigError
+from orderhub.errors import ConfigError, RetriableError
 
 KIND_V0_BUYER = "amazon.orders.v0.getOrderBuyerInfo"
 KIND_V0_ADDRESS = "amazon.orders.v0.getOrderAddress"
-KNOWN = "searchOrders or getOrder (v2026-01-01); getOrders, getOrder, getOrderItems, getOrderBuyerInfo or getOrderAddress (v0)"
+KNOWN = ("searchOrders or getOrder (v2026-01-01); getOrders, getOrder, getOrderItems, getOrderBuyerInfo or "
+         "getOrderAddress (v0); or a GET_FLAT_FILE_ALL_ORDERS_DATA_BY_LAST_UPDATE_GENERAL report (.tsv, .gz)")
 
 
 def detect(body: Any) -> tuple[str, int] | None:
@@ -57,8 +60,27 @@ def _sandbox_entries(data: Any) -> list[dict[str, Any]] | None:
     return None
 
 
+def _report_part(path: Path, raw: bytes) -> Part | None:
+    """A saved order report (TSV, optionally gzipped, UTF-8), or None when the file is not one."""
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise ConfigError(f"{path} is a damaged gzip file ({exc}); download the report again") from None
+    if b"amazon-order-id\t" not in raw.split(b"\n", 1)[0]:
+        return None
+    try:
+        records = inspect_report(raw, "utf-8")
+    except RetriableError as exc:
+        raise ConfigError(f"{path}: {str(exc).replace('; will fetch it again', '')}; nothing was imported") from None
+    return Part(KIND_REPORT, raw, records, {"file": path.name, "charset": "utf-8"})
+
+
 def _parts_of(path: Path) -> list[Part]:
     raw = path.read_bytes()
+    report = _report_part(path, raw)
+    if report is not None:
+        return [report]
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):

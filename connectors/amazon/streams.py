@@ -10,10 +10,19 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, ClassVar
 
 from connectors.amazon.client import AmazonClient, RawResponse
 from connectors.amazon.config import AmazonStore
+from connectors.amazon.reports import (
+    REPORT_OVERLAP,
+    REPORT_WINDOW,
+    TERMINAL,
+    ReportRunner,
+    created_age,
+    fatal_wait,
+)
 from connectors.base import Page, Stream
 from connectors.landing import Part
 from orderhub import clock
@@ -135,9 +144,44 @@ class AmazonOrdersStream(Stream):
 
     # -- paging ----------------------------------------------------------------------------------
     def pages(self, state: dict[str, Any] | None) -> Iterator[Page]:
-        """Every window from the state's ``since`` to now minus the lag."""
+        """Every window from the state's ``since`` to now minus the lag.
+
+        A window longer than the store's ``reports_after_hours`` is read through order reports up to one
+        hour before its end (:mod:`connectors.amazon.reports`), the rest through the Orders API.
+        """
         since, until = self.window(state)
         since, until = _whole_second(since), _whole_second(until)
+        if self._use_reports(state or {}, since, until):
+            report_end = until - REPORT_OVERLAP
+            yield from self._report_pages(state or {}, since, report_end)
+            since = report_end
+        yield from self._api_pages(since, until)
+
+    def _use_reports(self, state: dict[str, Any], since: datetime, until: datetime) -> bool:
+        """Whether ``[since, until)`` is read through order reports (``history`` in the store's config).
+
+        ``auto``: a window longer than ``reports_after_hours`` whose estimated page count exceeds
+        ``api_pages_max``. The estimate comes from one page of the window's last day: fewer than a page of
+        orders a day over a 90-day window is a few pages, within searchOrders' burst, and keeps the buyer
+        data a report lacks; a full page means at least a page per day of the window.
+        """
+        mode = self.store.history
+        long = until - since > timedelta(hours=max(self.store.reports_after_hours, 1.0))
+        if mode == "orders_api" or not long:
+            return False
+        if mode == "reports" or isinstance(state.get("report"), dict):
+            return True
+        day_start = max(since, until - timedelta(days=1))
+        data = self.fetch({**self.params(day_start, until), self.page_size_param: self.page_size}).data
+        per_day = self.page_size if self.next_token(data) else len(self.records(data))
+        days = (until - since) / timedelta(days=1)
+        pages = per_day * days / self.page_size
+        log.info("amazon %s: about %.0f orders a day over %.1f days = %.0f pages: reading history through %s",
+                 self.store.key, per_day, days, pages,
+                 "reports" if pages > self.store.api_pages_max else "the Orders API")
+        return pages > self.store.api_pages_max
+
+    def _api_pages(self, since: datetime, until: datetime) -> Iterator[Page]:
         start = since
         while True:
             end = min(start + self.backfill_window, until)
@@ -155,6 +199,82 @@ class AmazonOrdersStream(Stream):
             if last_window:
                 return
             start = end
+
+    # -- reports ---------------------------------------------------------------------------------
+    @cached_property
+    def reports(self) -> ReportRunner:
+        """The store's report runner (its polling schedule can be tuned, e.g. by tests and benchmarks)."""
+        return ReportRunner(self.client, self.client._sleep)
+
+    def _report_pages(self, state: dict[str, Any], since: datetime, end: datetime) -> Iterator[Page]:
+        """Order reports of ``[since, end)`` in windows of at most 30 days, each landed whole before the cursor moves.
+
+        The cursor holds the id of a requested report (``{"since", "report": {"id", "start", "end"}}``), so a
+        run that stops while Amazon builds it resumes polling it instead of requesting it again.
+        """
+        pending = state.get("report") if isinstance(state.get("report"), dict) else None
+        timeout = self.store.report_timeout_s
+        cooldown = timedelta(minutes=self.store.report_cooldown_min)
+        start = since
+        while start < end:
+            w_end = min(start + REPORT_WINDOW, end)
+            report: dict[str, Any] | None = None
+            if pending and pending.get("start") == start.isoformat():
+                w_end = min(datetime.fromisoformat(pending["end"]), end)
+                report = self._resume(str(pending["id"]), timeout, cooldown)
+            pending = None
+            if report is None:
+                report_id = self.reports.create(start, w_end)
+                yield Page([], {"since": start.isoformat(),
+                                "report": {"id": report_id, "start": start.isoformat(), "end": w_end.isoformat()}})
+                report = {"reportId": report_id, "processingStatus": "IN_QUEUE"}
+            if report["processingStatus"] not in TERMINAL:
+                report = self.reports.wait(str(report["reportId"]), timeout)
+            status = report["processingStatus"]
+            if status == "DONE":
+                yield Page([self.reports.document(report, start, w_end)], {"since": w_end.isoformat()})
+            elif status == "CANCELLED":
+                # Amazon cancels a report that would be empty. Confirm with one cheap Orders API call, so a
+                # cancellation for any other reason cannot pass for "no orders".
+                if self.records(self.fetch({**self.params(start, w_end), self.page_size_param: 1}).data):
+                    yield Page([], {"since": start.isoformat()})
+                    raise RetriableError(
+                        f"amazon report {report['reportId']} of store {self.store.key!r} was CANCELLED although the "
+                        f"Orders API shows orders in {start.isoformat()} to {w_end.isoformat()}; nothing after "
+                        f"{start.isoformat()} was marked done and the next run requests it again", channel="amazon")
+                log.info("amazon %s: report %s CANCELLED: no orders in %s to %s", self.store.key,
+                         report["reportId"], start.isoformat(), w_end.isoformat())
+                yield Page([], {"since": w_end.isoformat()})
+            else:  # FATAL
+                details = self.reports.error_details(report)
+                wait = fatal_wait(report, cooldown)
+                raise RetriableError(
+                    f"amazon report {report['reportId']} of store {self.store.key!r} for {start.isoformat()} to "
+                    f"{w_end.isoformat()} ended FATAL: {details}. Amazon asks to wait before requesting it again: "
+                    f"the next run after {wait / 60:.0f} minutes requests it anew; what was landed stays and nothing "
+                    f"after {start.isoformat()} was marked done", channel="amazon", retry_after=wait)
+            start = w_end
+
+    def _resume(self, report_id: str, timeout: float, cooldown: timedelta) -> dict[str, Any] | None:
+        """The state of a report a previous run requested, or None when a new one must be requested."""
+        try:
+            report = self.reports.status(report_id)
+        except FatalError as exc:
+            log.warning("amazon %s: report %s from the last run is gone (%s); requesting a new one",
+                        self.store.key, report_id, exc)
+            return None
+        status = report["processingStatus"]
+        if status == "FATAL":
+            if fatal_wait(report, cooldown) > 0:
+                return report  # still cooling down: raise again with the time left
+            log.info("amazon %s: report %s ended FATAL and the cool-down is over; requesting it anew",
+                     self.store.key, report_id)
+            return None
+        if status not in TERMINAL and created_age(report) > 4 * timeout:
+            log.warning("amazon %s: report %s has been %s for %.0f minutes; requesting a new one", self.store.key,
+                        report_id, status, created_age(report) / 60)
+            return None
+        return report
 
     def _window_pages(self, start: datetime, end: datetime) -> Iterator[tuple[list[Part], bool]]:
         params = self.params(start, end)
@@ -212,7 +332,7 @@ class OrdersStream(AmazonOrdersStream):
     def params(self, since: datetime, until: datetime) -> dict[str, Any]:
         """searchOrders parameters of a window."""
         return {"lastUpdatedAfter": _iso(since), "lastUpdatedBefore": _iso(until),
-                "marketplaceIds": [self.store.marketplace_id], "includedData": list(INCLUDED_DATA),
+                "marketplaceIds": self.store.marketplaces, "includedData": list(INCLUDED_DATA),
                 "maxResultsPerPage": self.page_size}
 
     def fetch(self, params: dict[str, Any]) -> RawResponse:
@@ -244,7 +364,7 @@ class OrdersV0Stream(AmazonOrdersStream):
     def params(self, since: datetime, until: datetime) -> dict[str, Any]:
         """getOrders parameters of a window."""
         return {"LastUpdatedAfter": _iso(since), "LastUpdatedBefore": _iso(until),
-                "MarketplaceIds": [self.store.marketplace_id], "MaxResultsPerPage": self.page_size}
+                "MarketplaceIds": self.store.marketplaces, "MaxResultsPerPage": self.page_size}
 
     def fetch(self, params: dict[str, Any]) -> RawResponse:
         """One getOrders page."""

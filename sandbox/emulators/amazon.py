@@ -1,13 +1,17 @@
-"""Amazon SP-API on loopback: Login with Amazon tokens and the Orders API v2026-01-01 and v0, from the sandbox truth."""
+"""Amazon SP-API on loopback: LWA, Orders v2026-01-01 and v0, Reports and Tokens, from the sandbox truth."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import hashlib
+import hmac
 import json
+import re
 import secrets
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -22,14 +26,20 @@ from sandbox.emulators.base import Emulator, Request, Response, ServerBucket
 from sandbox.model import Address, Line, Order, Version
 
 # Default usage plans (rate per second, burst) from the "Usage Plan" table of each operation in
-# https://github.com/amzn/selling-partner-api-models/blob/main/models/orders-api-model/orders_2026-01-01.json
-# and .../ordersV0.json. Served rates are multiplied by ``speed``.
+# https://github.com/amzn/selling-partner-api-models/blob/main/models/ (the file next to each entry).
+# Served rates are multiplied by ``speed``.
 BUDGETS: dict[str, tuple[float, float]] = {
-    "searchOrders": (0.0056, 20),
-    "getOrder": (0.5, 30),
-    "getOrders": (0.0167, 20),
-    "getOrderV0": (0.5, 30),
-    "getOrderItems": (0.5, 30),
+    "searchOrders": (0.0056, 20),  # orders-api-model/orders_2026-01-01.json
+    "getOrder": (0.5, 30),  # orders-api-model/orders_2026-01-01.json
+    "getOrders": (0.0167, 20),  # orders-api-model/ordersV0.json
+    "getOrderV0": (0.5, 30),  # orders-api-model/ordersV0.json
+    "getOrderItems": (0.5, 30),  # orders-api-model/ordersV0.json
+    "getOrderBuyerInfo": (0.5, 30),  # orders-api-model/ordersV0.json
+    "getOrderAddress": (0.5, 30),  # orders-api-model/ordersV0.json
+    "createReport": (0.0167, 15),  # reports-api-model/reports_2021-06-30.json
+    "getReport": (2.0, 15),  # reports-api-model/reports_2021-06-30.json
+    "getReportDocument": (0.0167, 15),  # reports-api-model/reports_2021-06-30.json
+    "createRestrictedDataToken": (1.0, 10),  # tokens-api-model/tokens_2021-03-01.json
 }
 # lastUpdatedBefore/createdBefore "must be ... at least two minutes before the time of the request"
 # (the parameters of searchOrders in orders_2026-01-01.json, and of getOrders in ordersV0.json).
@@ -52,6 +62,50 @@ STATUS_V0 = {"pending": "Pending", "unfulfilled": "Unshipped", "partially_fulfil
              "fulfilled": "Shipped", "cancelled": "Canceled"}
 ZERO_DECIMAL = {"JPY", "KRW", "CLP", "VND", "ISK", "HUF"}
 DEFECTS = {"missing_id", "bad_total", "bad_date", "unknown_currency", "negative_quantity", "missing_lines"}
+BAD_DATE = "2024-13-45 25:61"  # what a bad_date defect writes instead of a purchase date
+
+# -- Reports API 2021-06-30 (models/reports-api-model/reports_2021-06-30.json) --
+REPORT_TYPE = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_LAST_UPDATE_GENERAL"
+# createReport: this report type's dataStartTime..dataEndTime may span at most 30 days (connectors/amazon/README.md).
+REPORT_MAX_SPAN = timedelta(days=30)
+# Order reports lag the Orders API by up to 30 minutes (connectors/amazon/README.md, "Reports API").
+REPORT_LAG = timedelta(minutes=30)
+# getReportDocument: "the URL ... expires after 5 minutes" (ReportDocument.url in reports_2021-06-30.json).
+DOCUMENT_URL_TTL = timedelta(minutes=5)
+SLOW_POLLS = 5  # extra getReport polls a ``report_slow`` report spends IN_PROGRESS
+REPORT_TERMINAL = {"DONE", "FATAL", "CANCELLED"}
+TSV_CONTENT_TYPE = "text/tab-separated-values; charset=UTF-8"
+# The documented columns (../shared/fixtures/real/amazon/reports/<REPORT_TYPE>.columns.json) with the two that
+# real files carry besides, placed where they appear: ``signature-confirmation-recommended`` after
+# ``ship-service-level``, ``number-of-items`` after ``quantity``.
+REPORT_COLUMNS = (
+    "amazon-order-id", "merchant-order-id", "purchase-date", "last-updated-date", "order-status",
+    "fulfillment-channel", "sales-channel", "order-channel", "ship-service-level",
+    "signature-confirmation-recommended", "product-name", "sku", "asin", "item-status", "quantity",
+    "number-of-items", "currency", "item-price", "item-tax", "shipping-price", "shipping-tax", "gift-wrap-price",
+    "gift-wrap-tax", "item-promotion-discount", "ship-promotion-discount", "ship-city", "ship-state",
+    "ship-postal-code", "ship-country", "promotion-ids", "is-business-order", "purchase-order-number",
+    "price-designation",
+)
+STATUS_REPORT = {"pending": "Pending", "unfulfilled": "Unshipped", "partially_fulfilled": "PartiallyShipped",
+                 "fulfilled": "Shipped", "cancelled": "Cancelled"}
+
+# -- Tokens API 2021-03-01 (models/tokens-api-model/tokens_2021-03-01.json) --
+# An RDT lives one hour: https://developer-docs.amazon.com/sp-api/docs/tokens-api-use-case-guide
+RDT_SECONDS = 3600
+RDT_MAX_RESOURCES = 50  # CreateRestrictedDataTokenRequest.restrictedResources: "maxItems": 50
+RDT_METHODS = {"GET", "PUT", "POST", "DELETE"}  # RestrictedResource.method enum
+DATA_ELEMENTS = {"buyerInfo", "shippingAddress", "buyerTaxInformation"}  # RestrictedResource.dataElements
+# The restricted operations served here: (method, path regex, whether dataElements are required). A
+# ``{orderId}`` placeholder fits ``[^/]+`` too. dataElements "is required only when getting an RDT for use
+# with the getOrder, getOrders, or getOrderItems operation" (RestrictedResource.dataElements).
+RESTRICTED_OPERATIONS: dict[str, tuple[str, re.Pattern[str], bool]] = {
+    "getOrders": ("GET", re.compile(r"/orders/v0/orders"), True),
+    "getOrderV0": ("GET", re.compile(r"/orders/v0/orders/[^/]+"), True),
+    "getOrderItems": ("GET", re.compile(r"/orders/v0/orders/[^/]+/orderItems"), True),
+    "getOrderBuyerInfo": ("GET", re.compile(r"/orders/v0/orders/[^/]+/buyerInfo"), False),
+    "getOrderAddress": ("GET", re.compile(r"/orders/v0/orders/[^/]+/address"), False),
+}
 
 
 class OrderSource(Protocol):
@@ -70,6 +124,16 @@ class OrderSource(Protocol):
 def iso(moment: datetime) -> str:
     """Amazon's timestamp format: UTC, whole seconds, ``Z``."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def report_time(moment: datetime) -> str:
+    """The order report's timestamp format: UTC, whole seconds, ``+00:00``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _cell(value: str) -> str:
+    """A TSV cell: tabs and line breaks inside a value (a product title) become spaces."""
+    return value.replace("\t", " ").replace("\r", " ").replace("\n", " ")
 
 
 def _second(moment: datetime) -> datetime:
@@ -99,7 +163,8 @@ class AmazonRenderer:
     original; v0 ``IsReplacementOrder`` as the string "true"/"false"; absent address fields written as the
     string "null" on about one order in four; Pending orders without totals (v0 Pending items without
     prices, as ``getOrderItems`` documents). Order-level shipping and discount are attributed to the first
-    item, since Amazon attributes every charge to an item.
+    item, since Amazon attributes every charge to an item. Order report rows (``report_rows``) follow the same
+    money rules, carry no PII, and spell ``Cancelled`` and ``Shipped - Delivered to Buyer`` as reports do.
     """
 
     def __init__(self, source: OrderSource, marketplace_of: Callable[[str], str],
@@ -180,7 +245,7 @@ class AmazonRenderer:
         pii = self.shows_pii(order)
         rec: dict[str, Any] = {
             "orderId": "" if defect == "missing_id" else order.external_id,
-            "createdTime": "2024-13-45 25:61" if defect == "bad_date" else iso(order.created_at),
+            "createdTime": BAD_DATE if defect == "bad_date" else iso(order.created_at),
             "lastUpdatedTime": iso(version.at),
             "programs": [],
             "associatedOrders": [],
@@ -289,8 +354,16 @@ class AmazonRenderer:
         return 0
 
     # -- v0 --------------------------------------------------------------------------------------
-    def order_v0(self, order: Order, version: Version) -> dict[str, Any]:
-        """A v0 ``Order`` as getOrders/getOrder answer it."""
+    def order_v0(self, order: Order, version: Version, *, buyer_info: bool = False,
+                 shipping_address: bool = False) -> dict[str, Any]:
+        """A v0 ``Order`` as getOrders/getOrder answer it.
+
+        Args:
+            order: the order.
+            version: its version being shown.
+            buyer_info: the request's Restricted Data Token grants ``buyerInfo`` (buyer e-mail and name).
+            shipping_address: the token grants ``shippingAddress`` (name, street lines, phone).
+        """
         defect = self.defect(order)
         marketplace = self.marketplace_of(order.store)
         status = STATUS_V0[version.status]
@@ -300,7 +373,7 @@ class AmazonRenderer:
         total_qty = sum(line.quantity for line in order.lines)
         rec: dict[str, Any] = {
             "AmazonOrderId": "" if defect == "missing_id" else order.external_id,
-            "PurchaseDate": "2024-13-45 25:61" if defect == "bad_date" else iso(order.created_at),
+            "PurchaseDate": BAD_DATE if defect == "bad_date" else iso(order.created_at),
             "LastUpdateDate": iso(version.at),
             "OrderStatus": status,
             "FulfillmentChannel": "AFN" if afn else "MFN",
@@ -327,16 +400,37 @@ class AmazonRenderer:
         rec.update({"IsBusinessOrder": False, "IsPrime": False, "IsGlobalExpressEnabled": False,
                     "IsPremiumOrder": False, "IsSoldByAB": False, "IsIBA": False, "IsISPU": False,
                     "IsAccessPointOrder": False})
-        pii = self.shows_pii(order)
         if order.ship_to is not None:
-            rec["ShippingAddress"] = self._address(order.ship_to, None if afn else order.phone, {
-                "name": "Name", "line1": "AddressLine1", "line2": "AddressLine2", "city": "City",
-                "region": "StateOrRegion", "postal": "PostalCode", "country": "CountryCode", "phone": "Phone"},
-                pii, self.nullish(order))
-        if pii:
-            buyer = {"BuyerEmail": self.relay_email(order), "BuyerName": order.buyer_name}
-            rec["BuyerInfo"] = {k: v for k, v in buyer.items() if v}
+            rec["ShippingAddress"] = self._address_v0(order, shipping_address)
+        if buyer_info and self.shows_pii(order):
+            rec["BuyerInfo"] = self._buyer_v0(order)
         return rec
+
+    def _address_v0(self, order: Order, granted: bool) -> dict[str, Any]:
+        """A v0 ``Address``: whole when the token grants it and the order shows PII, else the place only."""
+        afn = order.fulfilled_by == "marketplace"
+        return self._address(order.ship_to, None if afn else order.phone, {
+            "name": "Name", "line1": "AddressLine1", "line2": "AddressLine2", "city": "City",
+            "region": "StateOrRegion", "postal": "PostalCode", "country": "CountryCode", "phone": "Phone"},
+            granted and self.shows_pii(order), self.nullish(order))
+
+    def _buyer_v0(self, order: Order) -> dict[str, str]:
+        buyer = {"BuyerEmail": self.relay_email(order), "BuyerName": order.buyer_name}
+        return {k: v for k, v in buyer.items() if v}
+
+    def buyer_info_v0(self, order: Order, granted: bool) -> dict[str, Any]:
+        """The ``payload`` of getOrderBuyerInfo (``OrderBuyerInfo``): e-mail and name only with an RDT."""
+        payload: dict[str, Any] = {"AmazonOrderId": order.external_id}
+        if granted and self.shows_pii(order):
+            payload.update(self._buyer_v0(order))
+        return payload
+
+    def address_v0(self, order: Order, granted: bool) -> dict[str, Any]:
+        """The ``payload`` of getOrderAddress (``OrderAddress``): the full address only with an RDT."""
+        payload: dict[str, Any] = {"AmazonOrderId": order.external_id}
+        if order.ship_to is not None:
+            payload["ShippingAddress"] = self._address_v0(order, granted)
+        return payload
 
     def items_v0(self, order: Order, version: Version) -> list[dict[str, Any]]:
         """The v0 ``OrderItem`` list (no prices, taxes or promotions while the order is Pending)."""
@@ -368,6 +462,79 @@ class AmazonRenderer:
             items.append(item)
         return items
 
+    # -- the order report ------------------------------------------------------------------------
+    @staticmethod
+    def delivered(order: Order) -> bool:
+        """About one shipped order in four reads ``Shipped - Delivered to Buyer`` in reports."""
+        return int(_digest("delivered", order.external_id)[:8], 16) % 4 == 0
+
+    def report_rows(self, order: Order, version: Version) -> list[list[str]]:
+        """The order's rows in a ``GET_FLAT_FILE_ALL_ORDERS_DATA_BY_LAST_UPDATE_GENERAL`` report (``REPORT_COLUMNS``).
+
+        One row per item; v0 money rules (item-price = unit price x quantity, order-level shipping and discount
+        on the first item, discounts negative), no money and no currency while Pending, no PII columns.
+        Defects render as in ``order_2026``: ``missing_lines`` is one row without item cells.
+        """
+        defect = self.defect(order)
+        priced = version.status != "pending" or defect in ("bad_total", "unknown_currency")
+        common = self._report_order_cells(order, version, defect, priced)
+        if defect == "missing_lines":
+            return [[_cell(common.get(c, "")) for c in REPORT_COLUMNS]]
+        rows = []
+        for i, line in enumerate(order.lines):
+            cells = {**common, **self._report_item_cells(order, version, i, line)}
+            if priced:
+                cells.update(self._report_money(order, i, line))
+            if defect == "bad_total" and i == 0:
+                cells["item-price"] = "12,34"
+            if defect == "negative_quantity" and i == 0:
+                cells["quantity"] = "-1"
+            rows.append([_cell(cells.get(c, "")) for c in REPORT_COLUMNS])
+        return rows
+
+    def _report_order_cells(self, order: Order, version: Version, defect: str | None,
+                            priced: bool) -> dict[str, str]:
+        status = STATUS_REPORT[version.status]
+        if status == "Shipped" and self.delivered(order):
+            status = "Shipped - Delivered to Buyer"
+        ship = order.ship_to
+        return {
+            "amazon-order-id": "" if defect == "missing_id" else order.external_id,
+            "purchase-date": BAD_DATE if defect == "bad_date" else report_time(order.created_at),
+            "last-updated-date": report_time(version.at),
+            "order-status": status,
+            "fulfillment-channel": "Amazon" if order.fulfilled_by == "marketplace" else "Merchant",
+            "sales-channel": MARKETPLACE_NAMES.get(self.marketplace_of(order.store), "Amazon"),
+            "ship-service-level": "Standard",
+            "signature-confirmation-recommended": "false",
+            "currency": ("ZZZ" if defect == "unknown_currency" else order.currency) if priced else "",
+            "ship-city": ship.city if ship else "",
+            "ship-state": (ship.region or "") if ship else "",
+            "ship-postal-code": ship.postal_code if ship else "",
+            "ship-country": ship.country if ship else "",
+            "is-business-order": "false",
+        }
+
+    def _report_item_cells(self, order: Order, version: Version, index: int, line: Line) -> dict[str, str]:
+        cancelled = version.status == "cancelled"
+        shipped = self._shipped_quantity(version, index, line)
+        status = "Cancelled" if cancelled else "Shipped" if shipped and shipped == line.quantity else "Unshipped"
+        return {"product-name": line.title, "sku": line.sku, "asin": self.asin(line), "item-status": status,
+                "quantity": "0" if cancelled else str(line.quantity), "number-of-items": "1"}
+
+    @staticmethod
+    def _report_money(order: Order, index: int, line: Line) -> dict[str, str]:
+        zero, first = Decimal(0), index == 0
+        discount = line.discount + (order.order_discount if first else zero)
+        values = {
+            "item-price": line.quantity * line.unit_price, "item-tax": line.tax,
+            "shipping-price": order.shipping if first else zero, "shipping-tax": zero,
+            "gift-wrap-price": zero, "gift-wrap-tax": zero,
+            "item-promotion-discount": zero - discount,  # 0 - x, never -0
+            "ship-promotion-discount": zero,
+        }
+        return {column: amount(value, order.currency) for column, value in values.items()}
+
 
 # -- the emulator ---------------------------------------------------------------------------------------
 @dataclass
@@ -376,12 +543,142 @@ class _Grant:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class _Resource:
+    """One restricted resource an RDT names: a method, a path (``{placeholder}`` = any one segment)."""
+
+    method: str
+    pattern: re.Pattern[str]
+    elements: frozenset[str]
+
+    @classmethod
+    def of(cls, method: str, path: str, elements: list[str]) -> _Resource:
+        """The resource of a ``RestrictedResource``."""
+        segments = [r"[^/]+" if re.fullmatch(r"\{[^/{}]+\}", seg) else re.escape(seg) for seg in path.split("/")]
+        return cls(method, re.compile("/".join(segments)), frozenset(elements))
+
+
+@dataclass
+class _Rdt:
+    refresh_token: str
+    expires_at: datetime
+    resources: tuple[_Resource, ...]
+
+    def elements_for(self, method: str, path: str) -> frozenset[str] | None:
+        """The data elements granted for a request (None: the token does not cover it)."""
+        matching = [r.elements for r in self.resources if r.method == method and r.pattern.fullmatch(path)]
+        return frozenset().union(*matching) if matching else None
+
+
+@dataclass
+class ReportRecord:
+    """One requested report and how far it has got.
+
+    Attributes:
+        fault: the report fault it was created under (``report_fatal``, ``report_cancelled``,
+            ``report_stuck``, ``report_slow``), or None.
+        submitted: ``time.monotonic()`` at createReport (processing runs on wall-clock time).
+        slow_polls: getReport polls a ``report_slow`` report still spends IN_PROGRESS.
+        rows: item rows of its document (DONE only).
+    """
+
+    report_id: str
+    refresh_token: str
+    marketplaces: list[str]
+    start: datetime
+    end: datetime
+    created: datetime
+    submitted: float
+    fault: str | None = None
+    slow_polls: int = SLOW_POLLS
+    status: str = "IN_QUEUE"
+    started: datetime | None = None
+    ended: datetime | None = None
+    document_id: str | None = None
+    rows: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``Report`` object of getReport."""
+        out: dict[str, Any] = {
+            "reportId": self.report_id, "reportType": REPORT_TYPE, "marketplaceIds": self.marketplaces,
+            "dataStartTime": iso(self.start), "dataEndTime": iso(self.end), "createdTime": iso(self.created),
+            "processingStatus": self.status,
+        }
+        if self.started is not None:
+            out["processingStartTime"] = iso(self.started)
+        if self.ended is not None:
+            out["processingEndTime"] = iso(self.ended)
+        if self.document_id is not None:
+            out["reportDocumentId"] = self.document_id
+        return out
+
+
+@dataclass(frozen=True)
+class ReportDocument:
+    """A stored report document: ``body`` as downloaded (gzipped when ``compressed``)."""
+
+    document_id: str
+    refresh_token: str
+    body: bytes
+    content_type: str
+    compressed: bool
+
+
 def _error(status: int, code: str, message: str, details: str | None = None,
            headers: dict[str, str] | None = None) -> Response:
     error = {"code": code, "message": message}
     if details is not None:
         error["details"] = details
     return Response.json({"errors": [error]}, status, headers)
+
+
+def _s3_error(status: int, code: str, message: str) -> Response:
+    """An S3-style XML error, as the pre-signed document URL answers."""
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+            f"<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId></Error>")
+    return Response(status, body.encode(), {"Content-Type": "application/xml"})
+
+
+def _parse_time(value: Any, name: str) -> datetime | str:
+    """An ISO 8601 timestamp with a zone, or the message saying why it is not one."""
+    if not isinstance(value, str) or not value:
+        return f"{name} is required"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return f"{name} {value!r} is not an ISO 8601 date-time"
+    if moment.tzinfo is None:
+        return f"{name} {value!r} must carry a time zone"
+    return moment
+
+
+def _parse_resources(body: Any) -> tuple[_Resource, ...] | str:
+    """The ``restrictedResources`` of a createRestrictedDataToken body, or what is wrong with them."""
+    items = body.get("restrictedResources") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        return "restrictedResources is required: a non-empty list of {method, path, dataElements}"
+    if len(items) > RDT_MAX_RESOURCES:
+        return f"restrictedResources holds at most {RDT_MAX_RESOURCES} resources"
+    out = []
+    for n, item in enumerate(items):
+        where = f"restrictedResources[{n}]"
+        if not isinstance(item, dict):
+            return f"{where} must be an object with method, path and dataElements"
+        method, path, elements = item.get("method"), item.get("path"), item.get("dataElements", [])
+        if method not in RDT_METHODS:
+            return f"{where}.method must be one of {', '.join(sorted(RDT_METHODS))}"
+        if not isinstance(path, str):
+            return f"{where}.path is required"
+        operation = next((op for op, (m, pattern, _) in RESTRICTED_OPERATIONS.items()
+                          if m == method and pattern.fullmatch(path)), None)
+        if operation is None:
+            return f"{where}: {method} {path} is not a restricted operation"
+        if not isinstance(elements, list) or any(e not in DATA_ELEMENTS for e in elements):
+            return f"{where}.dataElements must be a list of {', '.join(sorted(DATA_ELEMENTS))}"
+        if RESTRICTED_OPERATIONS[operation][2] and not elements:
+            return f"{where}.dataElements is required for {operation}"
+        out.append(_Resource.of(method, path, elements))
+    return tuple(out)
 
 
 def _encode_token(data: dict[str, Any]) -> str:
@@ -397,28 +694,49 @@ def _decode_token(token: str) -> dict[str, Any] | None:
 
 
 class AmazonEmulator(Emulator):
-    """Login with Amazon + Orders v2026-01-01 and v0 for the stores in ``sellers``.
+    """Login with Amazon, Orders v2026-01-01 and v0, Reports 2021-06-30 and Tokens 2021-03-01 for ``sellers``.
 
     Args:
         source: the orders (``orders_for(store_key)``, ``by_truth_id``).
         sellers: marketplace id -> store key served on that marketplace.
         client_id, client_secret: the LWA app credentials accepted by ``POST /auth/o2/token``.
         refresh_tokens: the refresh tokens accepted (any of them reaches every marketplace in ``sellers``).
-        speed: rate limits are the published ones times ``speed``.
-        now: the clock (visibility, token and page-token expiry, the two-minute rule).
+        speed: rate limits are the published ones times ``speed``; reports are built ``speed`` times faster.
+        now: the clock (visibility, token, page-token, RDT and document-URL expiry, the two-minute rule).
         pii_stores: store keys whose app holds the PII roles; None = every store.
         items_page_size: v0 getOrderItems page size.
+        report_seconds: wall-clock seconds (divided by ``speed``) a report takes from IN_QUEUE to its end.
+        report_lag: how far reports trail the Orders API: a report shows each order as it was at its
+            ``createdTime`` minus this.
+        gzip_reports: report documents are gzipped (``compressionAlgorithm: GZIP``); else plain TSV.
+        grant_stores: refresh token -> the store keys it was granted by (for the PII-role check of
+            createRestrictedDataToken). A token not listed belongs to the store its name ends with
+            (``Atzr|sandbox-amz-jp`` -> ``amz-jp``), else to every store.
+        public_url: the base URL of document downloads; None = from the request's Host header.
 
-    Faults beyond the generic ones: ``expired_token`` (the next API call's access token has expired: 403),
-    ``expired_page_token`` (the next request carrying a page token gets 400 InvalidInput),
-    ``duplicate_page`` (the next request carrying a page token is answered with the previous page again).
+    PII: v2026-01-01 shows it by the store's roles. v0 shows buyer info and whole addresses only to a
+    Restricted Data Token (``Atz.sprdt|...``) naming the request's path with the data elements; with a plain
+    access token v0 answers as for an app without the PII roles. An RDT is accepted on the restricted paths it
+    names only (``{orderId}`` fits any id, a concrete id only itself) and expires on the emulator clock.
+
+    Faults beyond the generic ones: ``expired_token`` (the next API call's access token, or RDT, has expired:
+    403), ``expired_page_token`` (the next request carrying a page token gets 400 InvalidInput),
+    ``duplicate_page`` (the next request carrying a page token is answered with the previous page again),
+    ``out_of_order_page`` (the next searchOrders/getOrders page lists its records in reverse; paging stays
+    right). On createReport: ``report_fatal`` (the report ends FATAL; its document is JSON ``{"errorDetails"}``),
+    ``report_cancelled`` (it ends CANCELLED although it has rows), ``report_stuck`` (it stays IN_QUEUE),
+    ``report_slow`` (it spends 5 extra getReport polls IN_PROGRESS). On the document download (path
+    ``/_documents/{id}``): ``document_expired`` (403, as for an expired URL), ``truncate_document`` (the first
+    half of the bytes: of a gzipped document, half a gzip stream; the generic ``truncate`` does the same).
     """
 
     name = "amazon"
 
     def __init__(self, source: OrderSource, *, sellers: dict[str, str], client_id: str, client_secret: str,
                  refresh_tokens: set[str], speed: float = 1.0, now: Callable[[], datetime] = clock.now,
-                 pii_stores: set[str] | None = None, items_page_size: int = 100) -> None:
+                 pii_stores: set[str] | None = None, items_page_size: int = 100, report_seconds: float = 60.0,
+                 report_lag: timedelta = REPORT_LAG, gzip_reports: bool = True,
+                 grant_stores: dict[str, set[str]] | None = None, public_url: str | None = None) -> None:
         super().__init__(speed=speed, now=now)
         self.source = source
         self.sellers = dict(sellers)
@@ -426,11 +744,20 @@ class AmazonEmulator(Emulator):
         self.client_secret = client_secret
         self.refresh_tokens = set(refresh_tokens)
         self.items_page_size = items_page_size
+        self.report_seconds = report_seconds
+        self.report_lag = report_lag
+        self.gzip_reports = gzip_reports
+        self.grant_stores = dict(grant_stores or {})
+        self.public_url = public_url
         self._marketplace_of = {store: mp for mp, store in self.sellers.items()}
         self.renderer = AmazonRenderer(source, lambda store: self._marketplace_of.get(store, "ATVPDKIKX0DER"), pii_stores)
+        self.reports: dict[str, ReportRecord] = {}
+        self.documents: dict[str, ReportDocument] = {}
         self._grants: dict[str, _Grant] = {}
+        self._rdts: dict[str, _Rdt] = {}
         self._buckets: dict[tuple[str, str], ServerBucket] = {}
         self._issued: OrderedDict[str, bytes] = OrderedDict()  # next token -> the body that carried it
+        self._url_key = secrets.token_bytes(16)  # signs document URLs
         self._state_lock = threading.Lock()
         self.route("POST", r"/auth/o2/token", self.lwa_token, "lwa_token")
         self.route("GET", r"/orders/2026-01-01/orders", self.search_orders, "searchOrders")
@@ -438,6 +765,15 @@ class AmazonEmulator(Emulator):
         self.route("GET", r"/orders/v0/orders", self.get_orders_v0, "getOrders")
         self.route("GET", r"/orders/v0/orders/(?P<id>[^/]+)", self.get_order_v0, "getOrderV0")
         self.route("GET", r"/orders/v0/orders/(?P<id>[^/]+)/orderItems", self.get_order_items_v0, "getOrderItems")
+        self.route("GET", r"/orders/v0/orders/(?P<id>[^/]+)/buyerInfo", self.get_order_buyer_info, "getOrderBuyerInfo")
+        self.route("GET", r"/orders/v0/orders/(?P<id>[^/]+)/address", self.get_order_address, "getOrderAddress")
+        self.route("POST", r"/reports/2021-06-30/reports", self.create_report, "createReport")
+        self.route("GET", r"/reports/2021-06-30/reports/(?P<id>[^/]+)", self.get_report, "getReport")
+        self.route("GET", r"/reports/2021-06-30/documents/(?P<id>[^/]+)", self.get_report_document,
+                   "getReportDocument")
+        self.route("GET", r"/_documents/(?P<id>[^/]+)", self.download_document, "reportDocumentDownload")
+        self.route("POST", r"/tokens/2021-03-01/restrictedDataToken", self.create_restricted_data_token,
+                   "createRestrictedDataToken")
 
     # -- Login with Amazon -----------------------------------------------------------------------
     def lwa_token(self, req: Request, match: Any) -> Response:
@@ -464,29 +800,46 @@ class AmazonEmulator(Emulator):
             self.refresh_tokens.discard(refresh_token)
             for access in [a for a, g in self._grants.items() if g.refresh_token == refresh_token]:
                 del self._grants[access]
+            for rdt in [t for t, r in self._rdts.items() if r.refresh_token == refresh_token]:
+                del self._rdts[rdt]
 
     def _authorize(self, req: Request) -> str | Response:
+        """The refresh token behind the request's access token (an LWA token, or an RDT covering the request)."""
         token = req.headers.get("x-amz-access-token", "")
         denied = "Access to requested resource is denied."
         with self._state_lock:
-            grant = self._grants.get(token)
+            holder: _Grant | _Rdt | None = self._grants.get(token) or self._rdts.get(token)
             expire = bool(token) and self.faults.take(req.path, {"expired_token"}) is not None
-            if grant is not None and expire:
-                grant.expires_at = self.now()  # it stays expired: the client must fetch a new one
+            if holder is not None and expire:
+                holder.expires_at = self.now()  # it stays expired: the client must fetch a new one
         if expire:
             return _error(403, "Unauthorized", denied, "The access token you provided has expired.")
-        if grant is None:
+        if holder is None:
             details = "The access token you provided is revoked, malformed or invalid." if token else ""
             return _error(403, "Unauthorized", denied, details)
-        if self.now() >= grant.expires_at:
+        if self.now() >= holder.expires_at:
             return _error(403, "Unauthorized", denied, "The access token you provided has expired.")
-        return grant.refresh_token
+        if isinstance(holder, _Rdt) and holder.elements_for(req.method, req.path) is None:
+            return _error(403, "Unauthorized", denied,
+                          f"The Restricted Data Token does not name {req.method} {req.path}.")
+        return holder.refresh_token
+
+    def _granted(self, req: Request) -> frozenset[str] | None:
+        """The data elements the request's RDT grants for its path (None: no RDT)."""
+        with self._state_lock:
+            rdt = self._rdts.get(req.headers.get("x-amz-access-token", ""))
+        return rdt.elements_for(req.method, req.path) if rdt is not None else None
 
     def _limit_headers(self, operation: str) -> dict[str, str]:
         return {"x-amzn-RateLimit-Limit": f"{BUDGETS[operation][0] * self.speed:g}", "x-amzn-RequestId": str(uuid.uuid4())}
 
     def _gate(self, req: Request, operation: str) -> Response | None:
         """Credentials, then the operation's usage plan; a Response means: answer this instead."""
+        who = self._admit(req, operation)
+        return who if isinstance(who, Response) else None
+
+    def _admit(self, req: Request, operation: str) -> str | Response:
+        """Like ``_gate``, but the caller's refresh token when admitted."""
         who = self._authorize(req)
         if isinstance(who, Response):
             return who
@@ -498,7 +851,7 @@ class AmazonEmulator(Emulator):
         if not bucket.try_take():
             return _error(429, "QuotaExceeded", "You exceeded your quota for the requested resource.",
                           headers=self._limit_headers(operation))
-        return None
+        return who
 
     # -- what is visible -------------------------------------------------------------------------
     def _visible(self, marketplaces: list[str], field: str, after: datetime, before: datetime,
@@ -591,7 +944,10 @@ class AmazonEmulator(Emulator):
         if rest:
             next_token = _encode_token({"key": list(page[-1][0]), "field": field, "after": after, "before": before,
                                         "marketplaces": sorted(marketplaces), "issued": now.isoformat()})
-        body = wrap(render([(order, version) for _, order, version in page]), next_token, field, before)
+        pairs = [(order, version) for _, order, version in page]
+        if self.faults.take(req.path, {"out_of_order_page"}):
+            pairs.reverse()  # the records only: the next token still follows the last one in key order
+        body = wrap(render(pairs), next_token, field, before)
         response = Response.json(body, headers=headers)
         if next_token:
             with self._state_lock:
@@ -651,6 +1007,7 @@ class AmazonEmulator(Emulator):
         gate = self._gate(req, "getOrders")
         if gate is not None:
             return gate
+        granted = self._granted(req) or frozenset()
 
         def wrap(orders: list[Any], next_token: str | None, field: str, before: str) -> dict[str, Any]:
             payload: dict[str, Any] = {}
@@ -665,7 +1022,9 @@ class AmazonEmulator(Emulator):
             names={"marketplaces": "MarketplaceIds", "size": "MaxResultsPerPage", "token": "NextToken",
                    "created": "CreatedAfter", "updated": "LastUpdatedAfter", "created_before": "CreatedBefore",
                    "updated_before": "LastUpdatedBefore"},
-            render=lambda pairs: [self.renderer.order_v0(o, v) for o, v in pairs])
+            render=lambda pairs: [self.renderer.order_v0(o, v, buyer_info="buyerInfo" in granted,
+                                                         shipping_address="shippingAddress" in granted)
+                                  for o, v in pairs])
 
     def get_order_v0(self, req: Request, match: Any) -> Response:
         """``GET /orders/v0/orders/{orderId}`` (getOrder)."""
@@ -676,7 +1035,10 @@ class AmazonEmulator(Emulator):
         headers = self._limit_headers("getOrderV0")
         if found is None:
             return _error(404, "NotFound", "The order was not found.", headers=headers)
-        return Response.json({"payload": self.renderer.order_v0(*found)}, headers=headers)
+        granted = self._granted(req) or frozenset()
+        order = self.renderer.order_v0(*found, buyer_info="buyerInfo" in granted,
+                                       shipping_address="shippingAddress" in granted)
+        return Response.json({"payload": order}, headers=headers)
 
     def get_order_items_v0(self, req: Request, match: Any) -> Response:
         """``GET /orders/v0/orders/{orderId}/orderItems`` (getOrderItems, paged by NextToken)."""
@@ -703,3 +1065,239 @@ class AmazonEmulator(Emulator):
         payload["AmazonOrderId"] = order_id
         payload["OrderItems"] = items[start:end]
         return Response.json({"payload": payload}, headers=headers)
+
+    def get_order_buyer_info(self, req: Request, match: Any) -> Response:
+        """``GET /orders/v0/orders/{orderId}/buyerInfo`` (getOrderBuyerInfo): e-mail and name only with an RDT."""
+        return self._order_pii(req, match, "getOrderBuyerInfo", self.renderer.buyer_info_v0)
+
+    def get_order_address(self, req: Request, match: Any) -> Response:
+        """``GET /orders/v0/orders/{orderId}/address`` (getOrderAddress): the full address only with an RDT."""
+        return self._order_pii(req, match, "getOrderAddress", self.renderer.address_v0)
+
+    def _order_pii(self, req: Request, match: Any, operation: str,
+                   render: Callable[[Order, bool], dict[str, Any]]) -> Response:
+        gate = self._gate(req, operation)
+        if gate is not None:
+            return gate
+        headers = self._limit_headers(operation)
+        found = self._find(unquote(match["id"]))
+        if found is None:
+            return _error(404, "NotFound", "The order was not found.", headers=headers)
+        # These two paths need no dataElements: an RDT naming the path grants what it returns.
+        return Response.json({"payload": render(found[0], self._granted(req) is not None)}, headers=headers)
+
+    # -- Tokens 2021-03-01 -----------------------------------------------------------------------
+    def stores_of(self, refresh_token: str) -> set[str]:
+        """The store keys a refresh token was granted by (see ``grant_stores``)."""
+        if refresh_token in self.grant_stores:
+            return set(self.grant_stores[refresh_token])
+        stores = set(self.sellers.values())
+        named = {store for store in stores if refresh_token.endswith(f"-{store}")}
+        return named or stores
+
+    def create_restricted_data_token(self, req: Request, match: Any) -> Response:
+        """``POST /tokens/2021-03-01/restrictedDataToken`` (createRestrictedDataToken), for the PII roles only."""
+        who = self._admit(req, "createRestrictedDataToken")
+        if isinstance(who, Response):
+            return who
+        headers = self._limit_headers("createRestrictedDataToken")
+        try:
+            body = req.json()
+        except ValueError:
+            body = None
+        resources = _parse_resources(body)
+        if isinstance(resources, str):
+            return _error(400, "InvalidInput", resources, headers=headers)
+        pii_stores = self.renderer.pii_stores
+        if pii_stores is not None and not self.stores_of(who) <= pii_stores:
+            elements = sorted({e for r in resources for e in r.elements})
+            return _error(403, "Unauthorized", "Access to requested resource is denied.",
+                          f"Application does not have access to one or more requested data elements: {elements}",
+                          headers=headers)
+        token = "Atz.sprdt|" + secrets.token_urlsafe(32)
+        with self._state_lock:
+            self._rdts[token] = _Rdt(who, self.now() + timedelta(seconds=RDT_SECONDS), resources)
+        return Response.json({"restrictedDataToken": token, "expiresIn": RDT_SECONDS}, headers=headers)
+
+    # -- Reports 2021-06-30 ----------------------------------------------------------------------
+    def create_report(self, req: Request, match: Any) -> Response:
+        """``POST /reports/2021-06-30/reports`` (createReport) for the order report type only: 202 ``{"reportId"}``."""
+        who = self._admit(req, "createReport")
+        if isinstance(who, Response):
+            return who
+        headers = self._limit_headers("createReport")
+        try:
+            body = req.json()
+        except ValueError:
+            body = None
+        spec = self._report_spec(body)
+        if isinstance(spec, str):
+            return _error(400, "InvalidInput", spec, headers=headers)
+        marketplaces, start, end = spec
+        fault = self.faults.take(req.path, {"report_fatal", "report_cancelled", "report_stuck", "report_slow"})
+        with self._state_lock:
+            report_id = str(10**10 + secrets.randbelow(9 * 10**10))
+            while report_id in self.reports:
+                report_id = str(10**10 + secrets.randbelow(9 * 10**10))
+            self.reports[report_id] = ReportRecord(report_id, who, marketplaces, start, end, _second(self.now()),
+                                                   time.monotonic(), fault.kind if fault else None)
+        return Response.json({"reportId": report_id}, 202, headers)
+
+    def _report_spec(self, body: Any) -> tuple[list[str], datetime, datetime] | str:
+        """The marketplaces and window of a createReport body, or what is wrong with it."""
+        if not isinstance(body, dict):
+            return "The request body must be a CreateReportSpecification object"
+        if body.get("reportType") != REPORT_TYPE:
+            return f"Invalid reportType {body.get('reportType')!r}: this endpoint serves {REPORT_TYPE} only"
+        marketplaces = body.get("marketplaceIds")
+        if not isinstance(marketplaces, list) or not marketplaces:
+            return "marketplaceIds is required: a non-empty list"
+        unknown = [str(m) for m in marketplaces if m not in self.sellers]
+        if unknown:
+            return f"Invalid marketplaceIds: {', '.join(unknown)} (not of this endpoint's region or not granted)"
+        start = _parse_time(body.get("dataStartTime"), "dataStartTime")
+        end = _parse_time(body.get("dataEndTime"), "dataEndTime")
+        if isinstance(start, str):
+            return start
+        if isinstance(end, str):
+            return end
+        if end < start:
+            return "dataEndTime must not be before dataStartTime"
+        if end > self.now():
+            return "dataEndTime must not be in the future"
+        if end - start > REPORT_MAX_SPAN:
+            return f"The window from dataStartTime to dataEndTime may span at most {REPORT_MAX_SPAN.days} days"
+        return [str(m) for m in marketplaces], start, end
+
+    def get_report(self, req: Request, match: Any) -> Response:
+        """``GET /reports/2021-06-30/reports/{reportId}`` (getReport); each poll moves the report along."""
+        who = self._admit(req, "getReport")
+        if isinstance(who, Response):
+            return who
+        headers = self._limit_headers("getReport")
+        with self._state_lock:
+            report = self.reports.get(unquote(match["id"]))
+            if report is None or report.refresh_token != who:
+                return _error(404, "NotFound", "The report was not found.", headers=headers)
+            self._advance(report)
+            body = report.to_json()
+        return Response.json(body, headers=headers)
+
+    def _advance(self, report: ReportRecord) -> None:
+        """IN_QUEUE for the first quarter of ``report_seconds / speed``, IN_PROGRESS to its end, then finished.
+
+        Called with ``_state_lock`` held.
+        """
+        if report.status in REPORT_TERMINAL or report.fault == "report_stuck":
+            return
+        duration = self.report_seconds / self.speed
+        elapsed = time.monotonic() - report.submitted
+        if elapsed < duration / 4:
+            return
+        if report.started is None:
+            report.status, report.started = "IN_PROGRESS", _second(self.now())
+        if elapsed < duration:
+            return
+        if report.fault == "report_slow" and report.slow_polls > 0:
+            report.slow_polls -= 1
+            return
+        self._finish(report)
+
+    def _finish(self, report: ReportRecord) -> None:
+        """Render the report as of its ``createdTime`` minus the lag: DONE, CANCELLED (no rows) or FATAL."""
+        report.ended = _second(self.now())
+        if report.fault == "report_fatal":
+            error = {"errorDetails": "The report could not be generated because of an internal error. "
+                                     "Please request it again after the cool-down."}
+            report.status = "FATAL"
+            report.document_id = self._store_document(report.refresh_token, json.dumps(error).encode(),
+                                                      "application/json; charset=UTF-8", compress=False)
+            return
+        rows = self._report_rows(report)
+        if report.fault == "report_cancelled" or not rows:
+            report.status = "CANCELLED"
+            return
+        text = "".join("\t".join(row) + "\n" for row in [list(REPORT_COLUMNS), *rows])
+        report.status, report.rows = "DONE", len(rows)
+        report.document_id = self._store_document(report.refresh_token, text.encode("utf-8"), TSV_CONTENT_TYPE,
+                                                  compress=self.gzip_reports)
+
+    def _report_rows(self, report: ReportRecord) -> list[list[str]]:
+        """Rows of orders whose version at ``createdTime - report_lag`` was last updated in the window."""
+        moment = report.created - self.report_lag
+        keyed = []
+        for marketplace in report.marketplaces:
+            for order in self.source.orders_for(self.sellers[marketplace]):
+                if order.created_at > moment:
+                    break
+                version = order.version_at(moment)
+                if version is None or not report.start <= _second(version.at) <= report.end:
+                    continue
+                keyed.append(((iso(version.at), order.external_id), self.renderer.report_rows(order, version)))
+        keyed.sort(key=lambda pair: pair[0])
+        return [row for _, rows in keyed for row in rows]
+
+    def _store_document(self, refresh_token: str, body: bytes, content_type: str, *, compress: bool) -> str:
+        document_id = f"amzn1.spdoc.1.4.na.{uuid.uuid4()}"
+        stored = gzip.compress(body, mtime=0) if compress else body
+        self.documents[document_id] = ReportDocument(document_id, refresh_token, stored, content_type, compress)
+        return document_id
+
+    def get_report_document(self, req: Request, match: Any) -> Response:
+        """``GET /reports/2021-06-30/documents/{reportDocumentId}`` (getReportDocument): a URL valid 5 minutes."""
+        who = self._admit(req, "getReportDocument")
+        if isinstance(who, Response):
+            return who
+        headers = self._limit_headers("getReportDocument")
+        document_id = unquote(match["id"])
+        with self._state_lock:
+            document = self.documents.get(document_id)
+        if document is None or document.refresh_token != who:
+            return _error(404, "NotFound", "The report document was not found.", headers=headers)
+        expires = int((self.now() + DOCUMENT_URL_TTL).timestamp())
+        url = f"{self._base_url(req)}/_documents/{document_id}?expires={expires}&sig={self._sign(document_id, expires)}"
+        body: dict[str, Any] = {"reportDocumentId": document_id, "url": url}
+        if document.compressed:
+            body["compressionAlgorithm"] = "GZIP"
+        return Response.json(body, headers=headers)
+
+    def _base_url(self, req: Request) -> str:
+        """Where this server is reached: ``public_url``, else the Host header.
+
+        python-amazon-sp-api sends ``host: endpoint[8:]`` (it cuts ``https://``), which drops the first
+        character of an ``http://`` endpoint's host: from that client only the port is trusted, on loopback,
+        where the emulator's server listens.
+        """
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = req.headers.get("host", "127.0.0.1")
+        if req.headers.get("user-agent", "").startswith("python-sp-api"):
+            port = host.rsplit(":", 1)[1] if ":" in host else "80"
+            host = f"127.0.0.1:{port}"
+        return f"http://{host}"
+
+    def _sign(self, document_id: str, expires: int) -> str:
+        return hmac.new(self._url_key, f"{document_id}|{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def download_document(self, req: Request, match: Any) -> Response:
+        """``GET /_documents/{id}?expires=&sig=``: the pre-signed download (no SP-API auth, no usage plan)."""
+        document_id = unquote(match["id"])
+        with self._state_lock:
+            document = self.documents.get(document_id)
+        if document is None:
+            return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
+        try:
+            expires = int(req.arg("expires") or "")
+        except ValueError:
+            return _s3_error(403, "AccessDenied", "Query-string authentication requires the expires parameter")
+        if not hmac.compare_digest(req.arg("sig") or "", self._sign(document_id, expires)):
+            return _s3_error(403, "SignatureDoesNotMatch",
+                             "The request signature we calculated does not match the signature you provided.")
+        fault = self.faults.take(req.path, {"document_expired", "truncate_document"})
+        if self.now().timestamp() > expires or (fault is not None and fault.kind == "document_expired"):
+            return _s3_error(403, "AccessDenied", "Request has expired")
+        body = document.body
+        if fault is not None and fault.kind == "truncate_document":
+            body = body[: len(body) // 2]
+        # No Content-Encoding: the client receives the gzip stream itself, as from S3.
+        return Response(200, body, {"Content-Type": document.content_type})

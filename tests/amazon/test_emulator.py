@@ -121,7 +121,12 @@ def test_search_orders_renders_amazons_schema_and_honours_included_data(quirky: 
 
 
 def test_v0_renders_amazons_schema_string_booleans_and_null_strings(quirky: World) -> None:
-    token = _token(quirky.url).json()["access_token"]
+    access = _token(quirky.url).json()["access_token"]
+    # v0 shows buyer info and the street address only to a Restricted Data Token (Tokens API).
+    token = requests.post(f"{quirky.url}/tokens/2021-03-01/restrictedDataToken", headers={"x-amz-access-token": access},
+                          json={"restrictedResources": [{"method": "GET", "path": "/orders/v0/orders",
+                                                         "dataElements": ["buyerInfo", "shippingAddress"]}]},
+                          timeout=5).json()["restrictedDataToken"]
     window = {"LastUpdatedAfter": _window()["lastUpdatedAfter"], "LastUpdatedBefore": _window()["lastUpdatedBefore"]}
     resp = _get(quirky.url, "/orders/v0/orders", token, MarketplaceIds=US, **window)
     assert resp.status_code == 200 and resp.headers["x-amzn-RateLimit-Limit"] == "167"
@@ -136,11 +141,11 @@ def test_v0_renders_amazons_schema_string_booleans_and_null_strings(quirky: Worl
     assert "OrderTotal" not in by_id[orders[10].external_id] and "BuyerInfo" not in by_id[orders[3].external_id]
     nullish = [o for o in by_id.values() if o.get("ShippingAddress", {}).get("AddressLine2") == "null"]
     assert nullish, "some orders write absent address fields as the string 'null'"
-    items = _get(quirky.url, f"/orders/v0/orders/{orders[0].external_id}/orderItems", token)
+    items = _get(quirky.url, f"/orders/v0/orders/{orders[0].external_id}/orderItems", access)
     assert unknown_fields(items.json(), DEFS_V0["GetOrderItemsResponse"], DEFS_V0) == []
     first = items.json()["payload"]["OrderItems"][0]
     assert first["ItemPrice"] == {"CurrencyCode": "USD", "Amount": "25.00"} and first["IsGift"] == "false"
-    pending_items = _get(quirky.url, f"/orders/v0/orders/{orders[10].external_id}/orderItems", token).json()
+    pending_items = _get(quirky.url, f"/orders/v0/orders/{orders[10].external_id}/orderItems", access).json()
     assert all("ItemPrice" not in i for i in pending_items["payload"]["OrderItems"])
 
 
