@@ -56,6 +56,24 @@ MARKETPLACE_NAMES = {
     "A13V1IB3VIYZZH": "Amazon.fr", "APJ6JRA9NG5V4": "Amazon.it", "A1RKKUPIHCS9HS": "Amazon.es",
     "A1VC38T7YXB528": "Amazon.co.jp", "A39IBJ37TRP1C6": "Amazon.com.au",
 }
+# SP-API regions (https://developer-docs.amazon.com/sp-api/docs/sp-api-endpoints): each region is its own
+# endpoint, and one call never spans two of them.
+REGIONS = {
+    "ATVPDKIKX0DER": "NA", "A2EUQ1WTGCTBG2": "NA", "A1AM78C64UM0Y8": "NA", "A2Q3Y263D00KWC": "NA",
+    "A1F83G8C2ARO7P": "EU", "A1PA6795UKMFR9": "EU", "A13V1IB3VIYZZH": "EU", "APJ6JRA9NG5V4": "EU",
+    "A1RKKUPIHCS9HS": "EU", "A1VC38T7YXB528": "FE", "A39IBJ37TRP1C6": "FE",
+}
+
+
+def mixed_regions(marketplaces: list[str]) -> str | None:
+    """An InvalidInput message when ``marketplaces`` span several SP-API regions, else None."""
+    regions = sorted({REGIONS.get(m, "NA") for m in marketplaces})
+    if len(regions) > 1:
+        return (f"Marketplaces of different regions ({', '.join(regions)}) cannot be requested together: "
+                f"each region has its own endpoint")
+    return None
+
+
 STATUS_2026 = {"pending": "PENDING", "unfulfilled": "UNSHIPPED", "partially_fulfilled": "PARTIALLY_SHIPPED",
                "fulfilled": "SHIPPED", "cancelled": "CANCELLED"}
 STATUS_V0 = {"pending": "Pending", "unfulfilled": "Unshipped", "partially_fulfilled": "PartiallyShipped",
@@ -895,6 +913,9 @@ class AmazonEmulator(Emulator):
         unknown = [m for m in marketplaces if m not in self.sellers]
         if unknown:
             return bad(f"Invalid {names['marketplaces']}: {', '.join(unknown)}")
+        mixed = mixed_regions(marketplaces)
+        if mixed:
+            return bad(mixed)
         try:
             size = int(req.arg(names["size"]) or 100)
         except ValueError:
@@ -1155,6 +1176,9 @@ class AmazonEmulator(Emulator):
         unknown = [str(m) for m in marketplaces if m not in self.sellers]
         if unknown:
             return f"Invalid marketplaceIds: {', '.join(unknown)} (not of this endpoint's region or not granted)"
+        mixed = mixed_regions([str(m) for m in marketplaces])
+        if mixed:
+            return mixed
         start = _parse_time(body.get("dataStartTime"), "dataStartTime")
         end = _parse_time(body.get("dataEndTime"), "dataEndTime")
         if isinstance(start, str):

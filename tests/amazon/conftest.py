@@ -14,7 +14,7 @@ from orderhub import clock
 from sandbox.emulators.amazon import AmazonEmulator
 from sandbox.emulators.base import EmulatorServer
 from sandbox.model import Order
-from tests.amazon.helpers import CLIENT_ID, CLIENT_SECRET, JP, US, ListSource, make_order
+from tests.amazon.helpers import CA, CLIENT_ID, CLIENT_SECRET, JP, US, ListSource, make_order
 
 SPEED = 10_000.0  # rate limits x10 000: searchOrders 56/s, so tests never wait on the real 1-per-3-minutes
 
@@ -79,7 +79,7 @@ REFRESH_TOKENS = {"Atzr|sandbox-amz-us", "Atzr|sandbox-amz-jp"}
 def served() -> Iterator[tuple[AmazonEmulator, EmulatorServer]]:
     """One emulator server for the whole session (each test resets it): stores amz-us (US, PII roles), amz-jp (JP)."""
     emulator = AmazonEmulator(
-        ListSource(), sellers={US: "amz-us", JP: "amz-jp"}, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+        ListSource(), sellers={US: "amz-us", JP: "amz-jp", CA: "amz-ca"}, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
         refresh_tokens=set(REFRESH_TOKENS), speed=SPEED, pii_stores={"amz-us"},
     )
     with EmulatorServer(emulator) as server:

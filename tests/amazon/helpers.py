@@ -22,9 +22,9 @@ from sandbox.model import Address, Line, Order, Version
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real" / "amazon"
 CLIENT_ID = "amzn1.application-oa2-client.sandbox"
 CLIENT_SECRET = "sandbox-lwa-secret"
-US, JP = "ATVPDKIKX0DER", "A1VC38T7YXB528"
+US, JP, CA = "ATVPDKIKX0DER", "A1VC38T7YXB528", "A2EUQ1WTGCTBG2"
 FAST = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.2)
-RATES = {"JPY": Decimal("0.0067"), "GBP": Decimal("1.27"), "EUR": Decimal("1.08"), "BRL": Decimal("0.18"),
+RATES = {"JPY": Decimal("0.0067"), "CAD": Decimal("0.73"), "GBP": Decimal("1.27"), "EUR": Decimal("1.08"), "BRL": Decimal("0.18"),
          "TRY": Decimal("0.03")}
 
 

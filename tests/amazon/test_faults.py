@@ -40,7 +40,7 @@ def _assert_complete_once(world: World) -> None:
 @pytest.mark.parametrize(("kind", "path"), [
     ("429", SEARCH), ("429_bare", SEARCH), ("500", SEARCH), ("503", SEARCH), ("truncate", SEARCH),
     ("reset", SEARCH), ("timeout", SEARCH), ("expired_token", SEARCH), ("duplicate_page", SEARCH),
-    ("expired_page_token", SEARCH), ("500", TOKEN), ("truncate", TOKEN),
+    ("expired_page_token", SEARCH), ("out_of_order_page", SEARCH), ("500", TOKEN), ("truncate", TOKEN),
 ])
 def test_searchorders_fault_loses_and_duplicates_nothing(world: World, kind: str, path: str) -> None:
     store = amazon_store(world.url)
@@ -59,7 +59,7 @@ def test_searchorders_fault_loses_and_duplicates_nothing(world: World, kind: str
 
 @pytest.mark.parametrize(("kind", "path"), [
     ("500", V0_ITEMS), ("truncate", V0_ITEMS), ("429", V0_ORDERS), ("duplicate_page", V0_ORDERS),
-    ("expired_page_token", V0_ORDERS), ("expired_token", V0_ITEMS),
+    ("expired_page_token", V0_ORDERS), ("expired_token", V0_ITEMS), ("out_of_order_page", V0_ORDERS),
 ])
 def test_v0_fault_loses_and_duplicates_nothing(world: World, kind: str, path: str) -> None:
     del world.source.orders[12:]  # v0 asks getOrderItems once per order: keep it short
@@ -145,3 +145,19 @@ def test_no_secret_reaches_a_log_line_or_the_landing(world: World, caplog: pytes
     assert manifests and caplog.text
     for secret in ("Atzr|sandbox-amz-us", CLIENT_SECRET):
         assert secret not in caplog.text and secret not in manifests
+
+
+@pytest.mark.parametrize(("kind", "path"), [("expired_token", V0_ORDERS), ("500", r"/restrictedDataToken$"),
+                                            ("429", r"/restrictedDataToken$")])
+def test_v0_with_pii_survives_faults_of_its_restricted_data_token(world: World, kind: str, path: str) -> None:
+    del world.source.orders[12:]
+    store = amazon_store(world.url, orders_api="v0").model_copy(update={"has_pii_roles": True})
+    stream = stream_for(store, page_size=4)
+    world.emulator.faults.add(kind, path=path)
+    sync_stream(stream, world.landing)
+    assert [k for k, _ in world.emulator.faults.injected] == [kind]
+    _assert_complete_once(world)
+    rows = normalized(world.landing, world.home)
+    assert rows.orders["email"].null_count() == 0  # every page came with buyer data
+    if kind == "expired_token":
+        assert world.emulator.requests["createRestrictedDataToken"] == 2  # the refused RDT was replaced once
