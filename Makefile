@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export ORDERHUB_HOME ?= $(CURDIR)/var
 
-.PHONY: install demo test lint bench serve clean
+.PHONY: install demo test lint bench bench-api serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)  ## normalize + dedupe + load at scale (ORDERS=1000000 by default)
 	$(BIN)/orderhub bench pipeline --orders $${ORDERS:-1000000}
+
+bench-api: $(STAMP)  ## least wall time Amazon's rate limits allow: 15-min sync and 365-day backfill at 5,000 orders/day
+	$(BIN)/orderhub bench api-time --channel amazon --orders-per-day $${PER_DAY:-5000} --json
 
 serve: $(STAMP)  ## run the Prefect schedules locally with the Prefect UI
 	$(BIN)/orderhub flows serve

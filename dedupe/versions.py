@@ -6,16 +6,53 @@ import polars as pl
 
 from pipelines.schema import LINE_SCHEMA, conform
 
-# Newest last: updated_at, then landed_at, then batch_id (then record_hash, so that even two
-# versions equal in all three pick the same winner on every run). NULL sorts as the oldest.
-VERSION_ORDER = ("updated_at", "landed_at", "batch_id", "record_hash")
+# Newest last: updated_at, then full before partial (a full version outranks a partial one of the
+# same updated_at), then landed_at, then batch_id (then record_hash, so that even two versions equal
+# in all of these pick the same winner on every run). NULL sorts as the oldest.
+VERSION_ORDER = ("updated_at", "_full", "landed_at", "batch_id", "record_hash")
+
+# What a partial version (an Amazon order report) lacks: a newer partial version takes these from
+# the newest full version of the same order (connectors/amazon/README.md "Canonical rows from a report").
+IDENTITY_FROM_FULL = (
+    "email", "phone", "buyer_name", "pii_masked", "ship_name", "ship_line1", "ship_line2",
+    "channel_customer_key", "ship_by", "related_order", "mirror_of",
+)
+
+
+def is_full() -> pl.Expr:
+    """Whether a version is full: ``partial`` false or NULL (frames without the column are all full)."""
+    return ~pl.col("partial").fill_null(False)
+
+
+def _ranked(orders: pl.DataFrame) -> pl.DataFrame:
+    """The versions sorted by order_id, then oldest to newest, with the ``_full`` flag."""
+    flagged = orders.with_columns(is_full().alias("_full") if "partial" in orders.columns else pl.lit(True).alias("_full"))
+    return flagged.sort(["order_id", *VERSION_ORDER], nulls_last=False)
+
+
+def newest_full(orders: pl.DataFrame) -> pl.DataFrame:
+    """The newest full version of each order that has one: ``order_id``, ``full_at`` (its updated_at) and
+    the IDENTITY_FROM_FULL columns.
+
+    Args:
+        orders: ORDER_SCHEMA rows, possibly several per order_id.
+    """
+    return _newest_full(_ranked(orders))
+
+
+def _newest_full(ranked: pl.DataFrame) -> pl.DataFrame:
+    return ranked.filter(pl.col("_full")).unique(subset="order_id", keep="last", maintain_order=True).select(
+        "order_id", pl.col("updated_at").alias("full_at"), *IDENTITY_FROM_FULL
+    )
 
 
 def latest_versions(orders: pl.DataFrame) -> pl.DataFrame:
     """Keep one row per ``order_id``: the one with the greatest ``updated_at``.
 
-    Ties are broken by ``landed_at``, then ``batch_id`` (later wins), then ``record_hash``, so
-    overlapping batches (DESIGN.md: a crash re-fetches the last window) collapse to one version.
+    Ties are broken by full before partial (``partial`` true loses to false/NULL), then ``landed_at``,
+    ``batch_id`` (later wins) and ``record_hash``, so overlapping batches (DESIGN.md: a crash re-fetches
+    the last window) collapse to one version. A partial winner takes IDENTITY_FROM_FULL from the newest
+    full version of its order in the frame, when there is one; it stays partial.
 
     Args:
         orders: ORDER_SCHEMA rows, possibly several per order_id.
@@ -25,9 +62,16 @@ def latest_versions(orders: pl.DataFrame) -> pl.DataFrame:
     """
     if orders.height == 0 or orders["order_id"].n_unique() == orders.height:
         return orders
-    return orders.sort(["order_id", *VERSION_ORDER], nulls_last=False).unique(
-        subset="order_id", keep="last", maintain_order=True
-    )
+    ranked = _ranked(orders)
+    winners = ranked.unique(subset="order_id", keep="last", maintain_order=True)
+    if winners["_full"].all():
+        return winners.drop("_full")
+    full = _newest_full(ranked).drop("full_at").with_columns(pl.lit(True).alias("_carry"))
+    carried = winners.join(full, on="order_id", how="left", suffix="_from_full", maintain_order="left")
+    take = ~pl.col("_full") & pl.col("_carry").fill_null(False)
+    return carried.with_columns(
+        pl.when(take).then(pl.col(f"{c}_from_full")).otherwise(pl.col(c)).alias(c) for c in IDENTITY_FROM_FULL
+    ).select(orders.columns)
 
 
 def latest_lines(lines: pl.DataFrame, winners: pl.DataFrame) -> pl.DataFrame:

@@ -104,6 +104,10 @@ def amazon_api_time(orders_per_day: int = 5000, *, days: int = 365, seed: int = 
     backfill_s, backfill_ops = least_seconds(back_calls, budgets)
     incremental_s, incremental_ops = least_seconds(inc_calls, budgets)
     calls = Counter(back_calls) + Counter(inc_calls)
+    # Steady state: syncs every 15 minutes may spend per operation at most what 15 minutes refill.
+    refill = {op: budgets[op][0] * 900 for op in inc_calls if op in budgets}
+    steady = {op: {"calls": n, "refilled_per_15min": round(refill[op], 1)} for op, n in inc_calls.items() if op in refill}
+    paging_pages = -(-expected // 100)
     return {
         "incremental_15min_s": round(incremental_s, 1),
         "backfill_365d_s" if days == 365 else f"backfill_{days}d_s": round(backfill_s, 1),
@@ -111,6 +115,11 @@ def amazon_api_time(orders_per_day: int = 5000, *, days: int = 365, seed: int = 
         "backfill_calls": back_calls,
         "incremental_calls": inc_calls,
         "seconds_by_operation": {"backfill": backfill_ops, "incremental": incremental_ops},
+        "steady_state_ok": all(v["calls"] <= v["refilled_per_15min"] for v in steady.values()),
+        "steady_state": steady,
+        # For comparison, by arithmetic only (not run): the same history paged through searchOrders.
+        "backfill_by_searchOrders_paging_s": round(max(0, paging_pages - budgets["searchOrders"][1])
+                                                   / budgets["searchOrders"][0]),
         "orders_per_day": orders_per_day,
         "days": days,
         "orders_api": orders_api,

@@ -7,6 +7,9 @@ reading the record) and ``_payload`` (the raw record as JSON text). :func:`finis
 polars what is the same for every channel — NFC text, e-mail and E.164 phone normalization, status
 checks, base-currency conversion, SKU mapping — and splits clean rows from quarantine, collecting
 every reason of a record rather than stopping at the first (STYLE.md 11).
+
+A reader of a columnar body (the Amazon order report, hundreds of thousands of rows) may instead
+hand :func:`finish` ready frames in ``BatchRows.frames``: the same columns, typed by polars.
 """
 
 from __future__ import annotations
@@ -113,12 +116,15 @@ class BatchRows:
     orders: list[dict[str, Any]] = field(default_factory=list)
     lines: list[dict[str, Any]] = field(default_factory=list)
     quarantine: list[dict[str, Any]] = field(default_factory=list)  # records that could not even be read
+    # (orders, lines) read column-wise: ORDER_FRAME and LINE_FRAME columns, lines carrying their batch_id.
+    frames: list[tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=list)
 
     def extend(self, other: BatchRows) -> None:
         """Append another batch's rows."""
         self.orders.extend(other.orders)
         self.lines.extend(other.lines)
         self.quarantine.extend(other.quarantine)
+        self.frames.extend(other.frames)
 
 
 ChannelNormalizer = Callable[[Manifest, list[tuple[PartInfo, bytes]], Settings], BatchRows]
@@ -170,6 +176,7 @@ def base_row(manifest: Manifest, external_id: str | None, record: Any) -> dict[s
         "batch_id": manifest.batch_id,
         "landed_at": manifest.landed_at_dt,
         "record_hash": hashlib.sha256(payload.encode()).hexdigest(),
+        "partial": False,  # a full record; a reader of partial versions (an order report) says so
         "_payload": payload,
         "_problems": [],
     }
@@ -193,6 +200,8 @@ def e164(raw: str | None, region: str | None) -> str | None:
 
 # Normalized lines keep the batch of their order version, so dedupe picks the winner's lines exactly.
 LINE_FRAME: dict[str, pl.DataType] = {**LINE_SCHEMA, "batch_id": pl.String}
+# Flat order rows before finish(): the canonical columns, the raw record and the problems found reading it.
+ORDER_FRAME: dict[str, pl.DataType] = {**ORDER_SCHEMA, "_payload": pl.String(), "_problems": pl.List(pl.String())}
 
 
 @dataclass
@@ -212,17 +221,18 @@ def _frame(rows: list[dict[str, Any]], schema: dict[str, pl.DataType], extra: di
 
 def finish(rows: BatchRows, settings: Settings) -> Normalized:
     """Validate and complete flat rows; split them into clean canonical frames and quarantine."""
-    if not rows.orders:
+    if not rows.orders and not any(orders.height for orders, _ in rows.frames):
         quarantine = conform(pl.DataFrame(rows.quarantine, schema=QUARANTINE_SCHEMA), QUARANTINE_SCHEMA) \
             if rows.quarantine else empty(QUARANTINE_SCHEMA)
         return Normalized(empty(ORDER_SCHEMA), empty(LINE_FRAME), quarantine)
 
-    orders = _frame(rows.orders, ORDER_SCHEMA, {"_payload": pl.String, "_problems": pl.List(pl.String)})
+    orders = pl.concat([_frame(rows.orders, ORDER_FRAME, {}), *(conform(o, ORDER_FRAME) for o, _ in rows.frames)])
+    orders = orders.with_columns(pl.col("partial").fill_null(False))
     # Lines belong to one version of an order: (order_id, batch_id). Two versions of one order in
     # the same batch (an import of overlapping files) keep the later record's lines.
-    lines = _frame(rows.lines, LINE_SCHEMA, {"batch_id": pl.String}).unique(
-        subset=["order_id", "batch_id", "line_no"], keep="last", maintain_order=True
-    )
+    lines = pl.concat(
+        [_frame(rows.lines, LINE_FRAME, {}), *(conform(ln, LINE_FRAME) for _, ln in rows.frames)]
+    ).unique(subset=["order_id", "batch_id", "line_no"], keep="last", maintain_order=True)
 
     # Line checks roll up to their order: an order with one bad line is quarantined whole.
     line_problems = (

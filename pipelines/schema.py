@@ -60,6 +60,10 @@ ORDER_SCHEMA: dict[str, pl.DataType] = {
     "batch_id": pl.String,  # the landing batch this version came from
     "landed_at": TS,
     "record_hash": pl.String,  # sha256 of the raw record: identical re-pulls change nothing
+    # A partial version lacks the buyer identity (an Amazon order report): a full version with the same
+    # updated_at outranks it, and a newer one takes the identity columns from the newest full version
+    # (dedupe/versions.py IDENTITY_FROM_FULL). Last, as migration 0002 appended it.
+    "partial": pl.Boolean,
 }
 
 LINE_SCHEMA: dict[str, pl.DataType] = {

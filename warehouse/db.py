@@ -18,7 +18,7 @@ import duckdb
 import filelock
 import polars as pl
 
-from dedupe.versions import latest_lines, latest_versions
+from dedupe.versions import IDENTITY_FROM_FULL, is_full, latest_lines, latest_versions, newest_full
 from orderhub import clock
 from orderhub.errors import LockedError, OrderhubError
 from pipelines.schema import ORDER_SCHEMA, QUARANTINE_SCHEMA, TS, conform
@@ -43,6 +43,8 @@ BATCH_SCHEMA: dict[str, pl.DataType] = {
 
 # Columns of `orders` that later steps own: an incoming NULL keeps what the warehouse has.
 _DERIVED = ("customer_id", "duplicate_of")
+# For each partial winner of an input: when the newest full version of its order in the input was updated.
+_FULL_AT: dict[str, pl.DataType] = {"order_id": pl.String(), "full_at": TS}
 
 # Writers open in this process, by resolved path: read_only() hands out cursors on them, because
 # DuckDB refuses a second, differently configured connection to a file this process has open.
@@ -203,6 +205,16 @@ def sync_table(con: duckdb.DuckDBPyConnection, table: str, source: str, *, key: 
         f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{key} = s.{key})"
     ).fetchall()[0][0]
     return int(deleted), int(inserted)
+
+
+def _full_at(incoming: pl.DataFrame, latest: pl.DataFrame) -> pl.DataFrame:
+    """``order_id, full_at``: for each partial winner, the updated_at of the newest full version of its order in
+    the input (the identity ``latest_versions`` carried over), so the merge can tell it from the stored one's."""
+    partial = latest.filter(~is_full()).select("order_id")
+    if partial.height == 0:
+        return pl.DataFrame(schema=_FULL_AT)
+    versions = incoming.join(partial, on="order_id", how="semi")
+    return newest_full(versions).select(list(_FULL_AT))
 
 
 def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
@@ -438,12 +450,16 @@ class Warehouse:
 
         The input may hold several versions of an order (overlapping batches): the latest wins
         (``dedupe.versions.latest_versions``). An existing row is then replaced only when the
-        incoming ``updated_at`` is newer, or equal with a different ``record_hash`` and a later
-        ``landed_at``; re-pulling identical data changes nothing. The lines of a replaced order
-        are replaced wholesale by the incoming ones (an order with no incoming lines keeps its
-        lines). ``customer_id`` and ``duplicate_of`` of existing rows are kept unless the input
-        gives them: dedupe recomputes them after the merge. Joins the caller's transaction when
-        one is open, else runs in its own.
+        incoming ``updated_at`` is newer, or equal with a full version replacing a partial one, or
+        equal, both full or both partial, with a different ``record_hash`` and a later ``landed_at``;
+        re-pulling identical data changes nothing, and a partial version never replaces a full one
+        of the same ``updated_at``. A partial version replacing a row keeps that row's identity
+        (``IDENTITY_FROM_FULL``): a full row's values, a partial row's where it has them, unless the
+        input held a full version newer than the row, whose identity the partial version carries.
+        The lines of a replaced order are replaced wholesale by the incoming ones (an order with no
+        incoming lines keeps its lines). ``customer_id`` and ``duplicate_of`` of existing rows are
+        kept unless the input gives them: dedupe recomputes them after the merge. Joins the
+        caller's transaction when one is open, else runs in its own.
 
         Args:
             orders: ORDER_SCHEMA rows (extra columns are ignored).
@@ -460,14 +476,20 @@ class Warehouse:
         new_lines = latest_lines(lines, latest)
         con = self.con
         replaced = ", ".join(f'coalesce(i."{c}", o."{c}") AS "{c}"' for c in _DERIVED)
+        identity = ", ".join(
+            f"CASE p.identity WHEN 'stored' THEN o.\"{c}\" WHEN 'coalesce' THEN coalesce(o.\"{c}\", i.\"{c}\") "
+            f"ELSE i.\"{c}\" END AS \"{c}\"" for c in IDENTITY_FROM_FULL
+        )
         with (
             transaction(con),
             registered(con, "_oh_src_orders", latest),
             registered(con, "_oh_src_lines", new_lines),
+            registered(con, "_oh_src_full", _full_at(incoming, latest)),
         ):
             con.execute("CREATE OR REPLACE TEMP TABLE _oh_in_orders AS SELECT * FROM _oh_src_orders")
             con.execute("CREATE OR REPLACE TEMP TABLE _oh_in_lines AS SELECT * FROM _oh_src_lines")
             # '-infinity' makes a missing timestamp the oldest possible, so any real one beats it.
+            # NULL partial = a full version. identity: where a replacing version's IDENTITY_FROM_FULL comes from.
             con.execute(
                 """
                 CREATE OR REPLACE TEMP TABLE _oh_plan AS
@@ -477,12 +499,21 @@ class Warehouse:
                          WHEN coalesce(i.updated_at, '-infinity'::TIMESTAMPTZ)
                               > coalesce(o.updated_at, '-infinity'::TIMESTAMPTZ) THEN 'update'
                          WHEN i.updated_at IS NOT DISTINCT FROM o.updated_at
+                              AND NOT coalesce(i.partial, false) AND coalesce(o.partial, false) THEN 'update'
+                         WHEN i.updated_at IS NOT DISTINCT FROM o.updated_at
+                              AND coalesce(i.partial, false) = coalesce(o.partial, false)
                               AND i.record_hash IS DISTINCT FROM o.record_hash
                               AND coalesce(i.landed_at, '-infinity'::TIMESTAMPTZ)
                                   > coalesce(o.landed_at, '-infinity'::TIMESTAMPTZ) THEN 'update'
                          ELSE 'unchanged'
-                       END AS action
-                FROM _oh_in_orders i LEFT JOIN orders o USING (order_id)
+                       END AS action,
+                       CASE
+                         WHEN NOT coalesce(i.partial, false) OR o.order_id IS NULL THEN 'incoming'
+                         WHEN f.full_at > coalesce(o.updated_at, '-infinity'::TIMESTAMPTZ) THEN 'incoming'
+                         WHEN coalesce(o.partial, false) THEN 'coalesce'
+                         ELSE 'stored'
+                       END AS identity
+                FROM _oh_in_orders i LEFT JOIN orders o USING (order_id) LEFT JOIN _oh_src_full f USING (order_id)
                 """
             )
             counts = dict(con.execute("SELECT action, count(*) FROM _oh_plan GROUP BY action").fetchall())
@@ -497,7 +528,7 @@ class Warehouse:
                 con,
                 "orders",
                 f"""
-                SELECT i.* REPLACE ({replaced})
+                SELECT i.* REPLACE ({replaced}, {identity})
                 FROM _oh_in_orders i JOIN _oh_plan p USING (order_id) JOIN orders o USING (order_id)
                 WHERE p.action = 'update'
                 """,

@@ -31,7 +31,7 @@ REPORT_WINDOW = timedelta(days=30)
 # Reports lag the Orders API by up to 30 minutes: the last hour of any window is read through the
 # Orders API as well, and the overlap dedupes by order id and version.
 REPORT_OVERLAP = timedelta(hours=1)
-REQUIRED_COLUMNS = ("amazon-order-id", "last-updated-date")
+REQUIRED_COLUMNS = ("amazon-order-id", "purchase-date", "last-updated-date", "order-status")
 TERMINAL = {"DONE", "FATAL", "CANCELLED"}
 
 
@@ -51,7 +51,7 @@ def inspect_report(body: bytes, charset: str | None) -> int:
     except (UnicodeDecodeError, LookupError) as exc:
         raise RetriableError(f"amazon report document does not decode as {charset or 'utf-8'} ({exc}); will fetch "
                              f"it again", channel="amazon") from None
-    lines = text.split("\n")
+    lines = text.removeprefix("\ufeff").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     if not lines:

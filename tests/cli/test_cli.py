@@ -39,3 +39,18 @@ def test_bad_config_is_a_clear_error(tmp_path) -> None:
     result = _orderhub(tmp_path, "status")
     assert result.returncode == 2
     assert "unknown time zone" in result.stdout and "Traceback" not in result.stdout + result.stderr
+
+
+def test_bench_api_time_runs_a_real_backfill_and_prices_its_calls(tmp_path) -> None:
+    result = _orderhub(tmp_path, "bench", "api-time", "--channel", "amazon", "--orders-per-day", "300", "--days", "20",
+                       "--json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert set(out) >= {"incremental_15min_s", "backfill_20d_s", "calls"}
+    assert out["calls"]["createReport"] == 1  # 20 days of 300 a day: one report, not 60 searchOrders pages
+    assert out["records_landed"]["backfill"] >= out["orders_in_history"] > 5000  # the overlap lands some twice
+    assert out["steady_state_ok"] is True
+    # The arithmetic: at 0.0056/s after a burst of 20, paging 60 pages would take over two hours.
+    assert out["backfill_by_searchOrders_paging_s"] == round((-(-out["orders_in_history"] // 100) - 20) / 0.0056)
+    wrong = _orderhub(tmp_path, "bench", "api-time", "--channel", "ebay")
+    assert wrong.returncode == 2 and "amazon" in wrong.stdout
