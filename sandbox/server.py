@@ -183,6 +183,8 @@ class Sandbox:
                     "marketplace_id": spec.marketplace_id, "refresh_token": AMAZON_REFRESH_TOKEN,
                     "lwa_client_id": LWA_CLIENT_ID, "lwa_client_secret": LWA_CLIENT_SECRET,
                     "endpoint": url, "token_url": f"{url}/auth/o2/token", "has_pii_roles": True,
+                    # The emulator builds a report in 60 s / speed: poll as much sooner.
+                    "report_poll_s": round(max(0.05, 5.0 / self.speed), 3),
                 })
             elif spec.channel == "shopify":
                 out.append({

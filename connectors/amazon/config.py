@@ -65,6 +65,8 @@ class AmazonStore(BaseModel):
     api_pages_max: int = 15
     # Seconds a report may take before the run stops (its id stays in the cursor; the next run resumes it).
     report_timeout_s: float = 1800.0
+    # Seconds before the first getReport of a new report (then x1.5 per poll, at most 60).
+    report_poll_s: float = 5.0
     # Minutes to wait after a FATAL report before requesting that window again.
     report_cooldown_min: float = 30.0
     enabled: bool = True

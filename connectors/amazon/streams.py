@@ -204,7 +204,7 @@ class AmazonOrdersStream(Stream):
     @cached_property
     def reports(self) -> ReportRunner:
         """The store's report runner (its polling schedule can be tuned, e.g. by tests and benchmarks)."""
-        return ReportRunner(self.client, self.client._sleep)
+        return ReportRunner(self.client, self.client._sleep, poll_initial=self.store.report_poll_s)
 
     def _report_pages(self, state: dict[str, Any], since: datetime, end: datetime) -> Iterator[Page]:
         """Order reports of ``[since, end)`` in windows of at most 30 days, each landed whole before the cursor moves.
