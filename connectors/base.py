@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -80,10 +80,16 @@ class Stream(ABC):
 
 def sync_stream(stream: Stream, landing: LandingStore, *, meta: dict[str, Any] | None = None) -> SyncResult:
     """Run one stream from its landed state, landing every page as one batch with its cursor."""
+    state = landing.state(stream.channel, stream.store.key, stream.name)
+    return sync_pages(stream, landing, stream.pages(state), meta=meta)
+
+
+def sync_pages(stream: Stream, landing: LandingStore, pages: Iterable[Page], *,
+               meta: dict[str, Any] | None = None) -> SyncResult:
+    """Land ``pages`` of ``stream``, each as one batch with its cursor."""
     store_key = stream.store.key
     result = SyncResult(stream.channel, store_key, stream.name)
-    state = landing.state(stream.channel, store_key, stream.name)
-    for page in stream.pages(state):
+    for page in pages:
         manifest = landing.write_batch(stream.channel, store_key, stream.name, page.parts, page.cursor, meta=meta)
         result.batches += 1
         result.records += manifest.records

@@ -60,11 +60,21 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug lo
 
 # -- the pipeline ----------------------------------------------------------------------------------
 @app.command()
-def sync(home: HomeOpt = None, store: Annotated[str | None, typer.Option(help="one store key")] = None) -> None:
-    """Land new and changed orders from every enabled store (or one)."""
+def sync(
+    home: HomeOpt = None,
+    store: Annotated[str | None, typer.Option(help="one store key")] = None,
+    order: Annotated[list[str] | None, typer.Option(help="fetch this order id again (repeatable; Amazon getOrder)")] = None,
+) -> None:
+    """Land new and changed orders from every enabled store (or one); with --order, just those orders."""
     from orderhub import ops
 
     settings = _settings(home)
+    if order:
+        if not store:
+            raise ConfigError("--order needs --store: the store the order belongs to")
+        for result in ops.refetch_orders(settings, store, order):
+            console.print(f"{result.channel}:{result.store} {result.stream}: {result.records} orders fetched by id")
+        return
     for s in ops.enabled_stores(settings, store):
         with console.status(f"syncing {s.channel}:{s.key}"):
             for result in ops.sync_store(settings, s.key):

@@ -44,6 +44,23 @@ def sync_store(settings: Settings, store_key: str) -> list[SyncResult]:
     return results
 
 
+def refetch_orders(settings: Settings, store_key: str, order_ids: list[str]) -> list[SyncResult]:
+    """Fetch named orders of one store again (Amazon getOrder) and land them; the cursor stays where it is."""
+    from connectors.base import sync_pages
+
+    landing = landing_store(settings)
+    results = []
+    for store in enabled_stores(settings, store_key):
+        for stream in streams_for(store):
+            refetch = getattr(stream, "refetch", None)
+            if refetch is None:
+                raise ConfigError(f"fetching single orders by id is not available for {store.channel} stores yet; "
+                                  f"run `orderhub sync --store {store.key}` instead")
+            state = landing.state(stream.channel, store.key, stream.name)
+            results.append(sync_pages(stream, landing, refetch(order_ids, state), meta={"store": store.key}))
+    return results
+
+
 def process(settings: Settings, progress: Any = None) -> Any:
     """Normalize, dedupe and load everything landed and not yet processed."""
     from pipelines.process import process_landed

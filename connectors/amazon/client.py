@@ -50,6 +50,7 @@ BUDGETS: dict[str, Budget] = {
     "searchOrders": Budget(0.0056, 20),  # orders-api-model/orders_2026-01-01.json
     "getOrder": Budget(0.5, 30),  # orders-api-model/orders_2026-01-01.json
     "getOrders": Budget(0.0167, 20),  # orders-api-model/ordersV0.json
+    "getOrderV0": Budget(0.5, 30),  # orders-api-model/ordersV0.json (getOrder of v0)
     "getOrderItems": Budget(0.5, 30),  # orders-api-model/ordersV0.json
     "getOrderBuyerInfo": Budget(0.5, 30),  # orders-api-model/ordersV0.json
     "getOrderAddress": Budget(0.5, 30),  # orders-api-model/ordersV0.json
@@ -280,6 +281,11 @@ class AmazonClient:
             return self._call("getOrders", V0_ORDERS_PATH, params, lambda: self._with_rdt().get_orders(**params),
                               restricted=True)
         return self._call("getOrders", V0_ORDERS_PATH, params, lambda: self._apis.orders_v0.get_orders(**params))
+
+    def get_order_v0(self, order_id: str) -> RawResponse:
+        """Orders v0 ``getOrder`` (without PII: the RDT held is for getOrders only)."""
+        return self._call("getOrderV0", f"/orders/v0/orders/{order_id}", {},
+                          lambda: self._apis.orders_v0.get_order(order_id))
 
     def get_order_items_v0(self, order_id: str, params: dict[str, Any]) -> RawResponse:
         """Orders v0 ``getOrderItems``."""

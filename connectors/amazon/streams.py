@@ -309,6 +309,16 @@ class AmazonOrdersStream(Stream):
                 return
             request = paginator.update_request(params)
 
+    @abstractmethod
+    def single(self, order_id: str) -> list[Part]:
+        """The parts that land one order fetched by id (getOrder)."""
+
+    def refetch(self, order_ids: list[str], state: dict[str, Any] | None) -> Iterator[Page]:
+        """Pages of the given orders, fetched one by one, with the cursor left as it is."""
+        cursor = dict(state or {})
+        for order_id in order_ids:
+            yield Page(self.single(order_id), cursor)
+
     def check(self) -> None:
         """One small authenticated search of the last minute."""
         until = _whole_second(clock.now() - self.lag)
@@ -349,6 +359,11 @@ class OrdersStream(AmazonOrdersStream):
         """``pagination.nextToken``."""
         return (data.get("pagination") or {}).get("nextToken")
 
+    def single(self, order_id: str) -> list[Part]:
+        """getOrder with the same datasets as searchOrders."""
+        response = self.client.get_order(order_id, {"includedData": list(INCLUDED_DATA)})
+        return [Part(KIND_GET_ORDER, response.body, 1, response.request)]
+
 
 class OrdersV0Stream(AmazonOrdersStream):
     """Orders API v0 ``getOrders`` by ``LastUpdatedAfter``, each page landed with ``getOrderItems`` of its orders.
@@ -380,6 +395,12 @@ class OrdersV0Stream(AmazonOrdersStream):
     def next_token(data: Any) -> str | None:
         """``payload.NextToken``."""
         return (data.get("payload") or {}).get("NextToken")
+
+    def single(self, order_id: str) -> list[Part]:
+        """v0 getOrder and the order's items."""
+        response = self.client.get_order_v0(order_id)
+        order = (response.data or {}).get("payload") if isinstance(response.data, dict) else None
+        return [Part(KIND_V0_ORDER, response.body, 1, response.request), *self.extra_parts([order or {}])]
 
     def extra_parts(self, records: list[Any]) -> list[Part]:
         """Every item page of every order of the page (an order without an id cannot be asked about)."""

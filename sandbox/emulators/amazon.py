@@ -737,7 +737,8 @@ class AmazonEmulator(Emulator):
     access token v0 answers as for an app without the PII roles. An RDT is accepted on the restricted paths it
     names only (``{orderId}`` fits any id, a concrete id only itself) and expires on the emulator clock.
 
-    Faults beyond the generic ones: ``expired_token`` (the next API call's access token, or RDT, has expired:
+    Faults beyond the generic ones: ``429_rate`` (a quota 429 with ``x-amzn-RateLimit-Limit``, as Amazon sends it),
+    ``expired_token`` (the next API call's access token, or RDT, has expired:
     403), ``expired_page_token`` (the next request carrying a page token gets 400 InvalidInput),
     ``duplicate_page`` (the next request carrying a page token is answered with the previous page again),
     ``out_of_order_page`` (the next searchOrders/getOrders page lists its records in reverse; paging stays
@@ -866,7 +867,9 @@ class AmazonEmulator(Emulator):
             if bucket is None:
                 rate, burst = BUDGETS[operation]
                 bucket = self._buckets[(operation, who)] = ServerBucket(rate, burst, self.speed)
-        if not bucket.try_take():
+        # ``429_rate``: a quota 429 as Amazon sends it, with x-amzn-RateLimit-Limit (the generic ``429``
+        # fault carries Retry-After instead, ``429_bare`` neither).
+        if self.faults.take(req.path, {"429_rate"}) is not None or not bucket.try_take():
             return _error(429, "QuotaExceeded", "You exceeded your quota for the requested resource.",
                           headers=self._limit_headers(operation))
         return who

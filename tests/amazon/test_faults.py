@@ -38,7 +38,7 @@ def _assert_complete_once(world: World) -> None:
 
 
 @pytest.mark.parametrize(("kind", "path"), [
-    ("429", SEARCH), ("429_bare", SEARCH), ("500", SEARCH), ("503", SEARCH), ("truncate", SEARCH),
+    ("429", SEARCH), ("429_bare", SEARCH), ("429_rate", SEARCH), ("500", SEARCH), ("503", SEARCH), ("truncate", SEARCH),
     ("reset", SEARCH), ("timeout", SEARCH), ("expired_token", SEARCH), ("duplicate_page", SEARCH),
     ("expired_page_token", SEARCH), ("out_of_order_page", SEARCH), ("500", TOKEN), ("truncate", TOKEN),
 ])

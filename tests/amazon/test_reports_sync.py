@@ -15,7 +15,7 @@ from connectors.amazon.config import AmazonStore
 from connectors.amazon.importer import import_files
 from connectors.amazon.reports import KIND_REPORT, REPORT_OVERLAP, inspect_report
 from connectors.amazon.streams import AmazonOrdersStream
-from connectors.base import sync_stream
+from connectors.base import sync_pages, sync_stream
 from dedupe.versions import latest_versions
 from orderhub.errors import AuthError, RetriableError
 from pipelines.common import normalize_batches
@@ -348,3 +348,17 @@ def test_the_emulator_refuses_a_call_across_regions(world: World) -> None:
                     params={"marketplaceIds": f"{US},{JP}", "lastUpdatedAfter": "2026-01-01T00:00:00Z",
                             "lastUpdatedBefore": before})
     assert res.status_code == 400 and "different regions" in res.text
+
+
+@pytest.mark.parametrize("api", ["2026-01-01", "v0"])
+def test_get_order_fetches_single_orders_without_moving_the_cursor(world: World, api: str) -> None:
+    store = amazon_store(world.url, orders_api=api).model_copy(update={"history": "orders_api"})
+    sync_stream(stream_for(store), world.landing)
+    state = world.landing.state("amazon", "amz-us", "orders")
+    wanted = sorted(world.visible())[:2]
+    stream = stream_for(store)
+    result = sync_pages(stream, world.landing, stream.refetch([w.rsplit(":", 1)[1] for w in wanted], state))
+    assert result.records == 2 and world.landing.state("amazon", "amz-us", "orders") == state
+    rows = normalized(world.landing, world.home)
+    assert rows.quarantine.height == 0
+    assert rows.orders.filter(rows.orders["order_id"].is_in(wanted)).height == 4  # the sync's and getOrder's

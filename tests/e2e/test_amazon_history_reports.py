@@ -52,4 +52,9 @@ def test_a_backfill_through_reports_then_incremental_syncs_match_the_truth(tmp_p
         assert full
         for oid in full:
             assert (rows[oid][3] is not None) == (not truth[oid].pii_masked and truth[oid].email is not None), oid
+        # Customer service asks for one order again: `orderhub sync --store amz-us --order ID`.
+        one = next(o for oid, (o, _) in exp.real.items() if o.store == "amz-us")
+        cursor = ops.landing_store(settings).state("amazon", "amz-us", "orders")
+        [again] = ops.refetch_orders(settings, "amz-us", [one.external_id])
+        assert again.records == 1 and ops.landing_store(settings).state("amazon", "amz-us", "orders") == cursor
     clock.use_offset_file(None)
