@@ -37,6 +37,9 @@ def _home(home: Path | None) -> Path:
     os.environ["ORDERHUB_HOME"] = str(root)
     # Prefect keeps its database and logs inside the home unless the operator chose otherwise.
     os.environ.setdefault("PREFECT_HOME", str(root / "prefect"))
+    # The local Prefect server's telemetry heartbeat phones home (there is no internet here) and, racing
+    # the flow's own writes on the server's SQLite file, logs "database is locked" tracebacks.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     root.mkdir(parents=True, exist_ok=True)
     if (root / "sandbox" / "clock.json").exists():
         clock.use_offset_file(root / "sandbox" / "clock.json")

@@ -84,7 +84,7 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "store": pl.String,
     "external_id": pl.String,  # NULL when the record has none (or the body did not parse)
     "reason": pl.String,  # every problem found, "; "-separated, each saying what to fix
-    "payload": pl.String,  # the raw record (JSON text), or the raw body when it did not parse
+    "payload": pl.String,  # the raw record (JSON text; a report order: its TSV rows under their header), or the raw body when it did not parse
     "landed_at": TS,
     "batch_id": pl.String,
     "records": pl.Int32,  # landed records this row stands for (1, or a whole unparsable part)

@@ -125,6 +125,10 @@ class AmazonOrdersStream(Stream):
         """Request parameters of a window."""
 
     @abstractmethod
+    def created_params(self, since: datetime, until: datetime) -> dict[str, Any]:
+        """Request parameters for orders created in a window (one page, for the history estimate)."""
+
+    @abstractmethod
     def fetch(self, params: dict[str, Any]) -> RawResponse:
         """One page."""
 
@@ -161,9 +165,10 @@ class AmazonOrdersStream(Stream):
         """Whether ``[since, until)`` is read through order reports (``history`` in the store's config).
 
         ``auto``: a window longer than ``reports_after_hours`` whose estimated page count exceeds
-        ``api_pages_max``. The estimate comes from one page of the window's last day: fewer than a page of
-        orders a day over a 90-day window is a few pages, within searchOrders' burst, and keeps the buyer
-        data a report lacks; a full page means at least a page per day of the window.
+        ``api_pages_max``. The estimate comes from one page of the orders *created* in the window's last
+        day (each order appears once in a window however often it changed): a few orders a day over 90
+        days is a few pages, within searchOrders' burst, and keeps the buyer data a report lacks; a full
+        page means at least a page per day of the window.
         """
         mode = self.store.history
         long = until - since > timedelta(hours=max(self.store.reports_after_hours, 1.0))
@@ -172,11 +177,11 @@ class AmazonOrdersStream(Stream):
         if mode == "reports" or isinstance(state.get("report"), dict):
             return True
         day_start = max(since, until - timedelta(days=1))
-        data = self.fetch({**self.params(day_start, until), self.page_size_param: self.page_size}).data
+        data = self.fetch(self.created_params(day_start, until)).data
         per_day = self.page_size if self.next_token(data) else len(self.records(data))
         days = (until - since) / timedelta(days=1)
         pages = per_day * days / self.page_size
-        log.info("amazon %s: about %.0f orders a day over %.1f days = %.0f pages: reading history through %s",
+        log.info("amazon %s: about %.0f new orders a day over %.1f days = %.0f pages: reading history through %s",
                  self.store.key, per_day, days, pages,
                  "reports" if pages > self.store.api_pages_max else "the Orders API")
         return pages > self.store.api_pages_max
@@ -345,6 +350,11 @@ class OrdersStream(AmazonOrdersStream):
                 "marketplaceIds": self.store.marketplaces, "includedData": list(INCLUDED_DATA),
                 "maxResultsPerPage": self.page_size}
 
+    def created_params(self, since: datetime, until: datetime) -> dict[str, Any]:
+        """searchOrders by ``createdAfter``/``createdBefore``, one page, no extra datasets."""
+        return {"createdAfter": _iso(since), "createdBefore": _iso(until), "marketplaceIds": self.store.marketplaces,
+                "maxResultsPerPage": self.page_size}
+
     def fetch(self, params: dict[str, Any]) -> RawResponse:
         """One searchOrders page."""
         return self.client.search_orders(params)
@@ -380,6 +390,11 @@ class OrdersV0Stream(AmazonOrdersStream):
         """getOrders parameters of a window."""
         return {"LastUpdatedAfter": _iso(since), "LastUpdatedBefore": _iso(until),
                 "MarketplaceIds": self.store.marketplaces, "MaxResultsPerPage": self.page_size}
+
+    def created_params(self, since: datetime, until: datetime) -> dict[str, Any]:
+        """getOrders by ``CreatedAfter``/``CreatedBefore``, one page."""
+        return {"CreatedAfter": _iso(since), "CreatedBefore": _iso(until), "MarketplaceIds": self.store.marketplaces,
+                "MaxResultsPerPage": self.page_size}
 
     def fetch(self, params: dict[str, Any]) -> RawResponse:
         """One getOrders page."""
