@@ -68,6 +68,12 @@ def tags_task(home: str | None) -> Any:
         return ops.tag_customers(_settings(home))
 
 
+@task(retries=2, retry_delay_seconds=60)
+def push_tags_task(home: str | None) -> Any:
+    """Push customer tags to the Shopify stores that ask for it (only what changed)."""
+    return ops.push_shopify_tags(_settings(home))
+
+
 @task
 def export_task(home: str | None) -> Any:
     """Export eligible orders to the outbox."""
@@ -120,7 +126,9 @@ def report_flow(home: str | None = None, day: date | None = None) -> Any:
 def tags_flow(home: str | None = None) -> Any:
     """Refresh the CRM from the warehouse and re-tag customers (nightly)."""
     crm_task(home)
-    return tags_task(home)
+    tagged = tags_task(home)
+    push_tags_task(home)
+    return tagged
 
 
 @flow(name="orderhub-pipeline")
@@ -134,6 +142,7 @@ def pipeline_flow(home: str | None = None) -> ops.RunSummary:
     summary.process = process_task(home)
     summary.crm = crm_task(home)
     summary.tags = tags_task(home)
+    summary.pushed_tags = push_tags_task(home)
     summary.export = export_task(home)
     summary.report = report_task(home)
     summary.paths = ops.paths(settings)

@@ -128,3 +128,89 @@ def amazon_api_time(orders_per_day: int = 5000, *, days: int = 365, seed: int = 
         "run_seconds": {"generate": round(generated, 1), "backfill": round(back_run, 1),
                         "incremental": round(inc_run, 1)},
     }
+
+
+# Restore rates of Shopify's plans (points/s; https://shopify.dev/docs/api/usage/limits): the connector reads
+# the shop's own from every response; the benchmark prices one run for each.
+SHOPIFY_PLANS = {"standard": (2000.0, 100.0), "advanced": (4000.0, 200.0), "plus": (20000.0, 1000.0),
+                 "enterprise": (20000.0, 2000.0)}
+
+
+def _shopify_seconds(cost: float) -> dict[str, float]:
+    return {plan: round(max(0.0, cost - bucket) / restore, 1) for plan, (bucket, restore) in SHOPIFY_PLANS.items()}
+
+
+def shopify_api_time(orders_per_day: int = 5000, *, days: int = 20, seed: int = 7,
+                     console: Console | None = None) -> dict[str, Any]:
+    """Backfill ``days`` of a shop by paging and by a bulk operation, then one 15-minute sync; price the cost."""
+    from connectors.base import sync_stream
+    from connectors.http import RetryPolicy
+    from connectors.landing import LandingStore
+    from connectors.shopify.client import ShopifyClient
+    from connectors.shopify.config import ShopifyStore
+    from connectors.shopify.streams import ShopifyOrders
+    from orderhub.secrets import Secret
+    from sandbox.business import StoreSpec
+    from sandbox.emulators.base import EmulatorServer
+    from sandbox.emulators.shopify import ShopifyEmulator
+    from sandbox.generator import generate
+    from sandbox.server import _Source
+
+    say = console.print if console else (lambda *a, **k: None)
+    domain, token = "bench.myshopify.com", "shpat_bench"
+    with tempfile.TemporaryDirectory(prefix="orderhub-api-time-") as tmp:
+        home = Path(tmp)
+        clock_file = home / "clock.json"
+        clock.use_offset_file(clock_file)
+        try:
+            clock.set_offset(clock_file, timedelta(0))
+            now = clock.now().replace(microsecond=0)
+            spec = StoreSpec("shopify", "bench", "USD", "US")
+            started = time.perf_counter()
+            say(f"generating {orders_per_day:,} orders/day for {days} days (not timed) …")
+            business = generate(seed=seed, orders=orders_per_day * days, days=days, stores=[spec], start=now,
+                                future_days=1, defect_rate=0.0)
+            generated = time.perf_counter() - started
+            emulator = ShopifyEmulator(_Source(business), shops={domain: ("bench", token, "USD")}, speed=FAST,
+                                       bulk_seconds=0.0)
+            runs: dict[str, dict[str, Any]] = {}
+            with EmulatorServer(emulator) as server:
+                def sync(name: str, landing: LandingStore, bulk_after_days: float) -> None:
+                    store = ShopifyStore(key="bench", shop=domain, access_token=Secret(token), endpoint=server.url,
+                                         bulk_after_days=bulk_after_days, bulk_poll_s=0.01, backfill_days=days)
+                    client = ShopifyClient(store, timeout=300, policy=RetryPolicy(max_attempts=3, base_delay=0.01))
+                    stream = ShopifyOrders(store, client=client)
+                    before = dict(emulator.operations)
+                    t0 = time.perf_counter()
+                    result = sync_stream(stream, landing)
+                    calls = {op: n - before.get(op, 0) for op, n in sorted(emulator.operations.items())
+                             if n - before.get(op, 0)}
+                    runs[name] = {"records": result.records, "cost": round(client.cost_spent), "calls": calls,
+                                  "run_s": round(time.perf_counter() - t0, 1)}
+
+                say("backfilling by paging, then by a bulk operation (limits lifted; priced afterwards) …")
+                sync("paged", LandingStore(home / "paged"), 0.0)
+                bulk = LandingStore(home / "bulk")
+                sync("bulk", bulk, 7.0)
+                clock.set_offset(clock_file, timedelta(minutes=15))
+                sync("incremental", bulk, 7.0)
+            expected = sum(1 for o in business.orders if o.created_at <= now and o.version_at(now) is not None)
+        finally:
+            clock.use_offset_file(None)
+    paged, bulk_run, inc = runs["paged"], runs["bulk"], runs["incremental"]
+    per_100 = round(paged["cost"] / max(1, paged["records"]) * 100, 1)
+    return {
+        "incremental_15min_s": _shopify_seconds(inc["cost"])["standard"],
+        f"backfill_{expected}_orders_paged_s": _shopify_seconds(paged["cost"])["standard"],
+        f"backfill_{expected}_orders_bulk_s": _shopify_seconds(bulk_run["cost"])["standard"],
+        "query_cost_per_100_orders": per_100,
+        "calls": {name: run["calls"] for name, run in runs.items()},
+        "cost_points": {name: run["cost"] for name, run in runs.items()},
+        "seconds_by_plan": {name: _shopify_seconds(run["cost"]) for name, run in runs.items()},
+        "records_landed": {name: run["records"] for name, run in runs.items()},
+        "orders_in_history": expected,
+        "orders_per_day": orders_per_day,
+        "days": days,
+        "run_seconds": {"generate": round(generated, 1), **{name: run["run_s"] for name, run in runs.items()}},
+        "note": "bulk: Shopify's time to build the file is not a rate limit and is not included",
+    }

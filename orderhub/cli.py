@@ -24,9 +24,11 @@ app = typer.Typer(help="orderhub: every order from every channel, one customer p
 sandbox_app = typer.Typer(help="The embedded sandbox: generated business + channel emulators on loopback.")
 flows_app = typer.Typer(help="Prefect flows and schedules.")
 bench_app = typer.Typer(help="Benchmarks (figures, never test assertions).")
+webhooks_app = typer.Typer(help="Receive channel webhooks (Shopify) and land them.")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(flows_app, name="flows")
 app.add_typer(bench_app, name="bench")
+app.add_typer(webhooks_app, name="webhooks")
 console = Console()
 
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="orderhub home (default $ORDERHUB_HOME or ./var)")]
@@ -136,6 +138,8 @@ def tags(home: HomeOpt = None) -> None:
     settings = _settings(home)
     console.print(ops.update_crm(settings))
     console.print(ops.tag_customers(settings))
+    for pushed in ops.push_shopify_tags(settings):
+        console.print(pushed)
 
 
 @app.command("import")
@@ -279,6 +283,19 @@ def flows_serve(home: HomeOpt = None) -> None:
     serve_all(_settings(home))
 
 
+# -- webhooks ------------------------------------------------------------------------------------------
+@webhooks_app.command("serve")
+def webhooks_serve(
+    home: HomeOpt = None,
+    host: Annotated[str, typer.Option(help="interface to bind (put a TLS proxy in front: Shopify sends HTTPS)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8081,
+) -> None:
+    """Receive Shopify webhooks at /webhooks/shopify: verify each signature, land each delivery once."""
+    from connectors.shopify.webhooks import serve_webhooks
+
+    serve_webhooks(_settings(home), host, port)
+
+
 # -- benchmarks ------------------------------------------------------------------------------------
 @bench_app.command("pipeline")
 def bench_pipeline(
@@ -297,20 +314,24 @@ def bench_pipeline(
 
 @bench_app.command("api-time")
 def bench_api_time(
-    channel: Annotated[str, typer.Option(help="the channel to price: amazon")] = "amazon",
+    channel: Annotated[str, typer.Option(help="the channel to price: amazon or shopify")] = "amazon",
     orders_per_day: Annotated[int, typer.Option(help="the seller's daily orders")] = 5000,
-    days: Annotated[int, typer.Option(help="days of history to backfill")] = 365,
+    days: Annotated[int | None, typer.Option(help="days of history to backfill (amazon 365, shopify 20)")] = None,
     orders_api: Annotated[str, typer.Option(help="Amazon Orders API version: 2026-01-01 or v0")] = "2026-01-01",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Run a real backfill and a 15-minute sync against the emulator; price its calls with the published limits."""
-    from orderhub.bench_api import amazon_api_time
+    from orderhub.bench_api import amazon_api_time, shopify_api_time
 
-    if channel != "amazon":
-        raise ConfigError(f"bench api-time knows the channel 'amazon', not {channel!r}")
-    if orders_api not in ("2026-01-01", "v0"):
-        raise ConfigError(f"--orders-api must be 2026-01-01 or v0, not {orders_api!r}")
-    result = amazon_api_time(orders_per_day, days=days, orders_api=orders_api, console=None if as_json else console)
+    quiet = None if as_json else console
+    if channel == "shopify":
+        result = shopify_api_time(orders_per_day, days=days or 20, console=quiet)
+    elif channel == "amazon":
+        if orders_api not in ("2026-01-01", "v0"):
+            raise ConfigError(f"--orders-api must be 2026-01-01 or v0, not {orders_api!r}")
+        result = amazon_api_time(orders_per_day, days=days or 365, orders_api=orders_api, console=quiet)
+    else:
+        raise ConfigError(f"bench api-time knows the channels 'amazon' and 'shopify', not {channel!r}")
     if as_json:
         sys.stdout.write(json.dumps(result, indent=1) + "\n")
     else:

@@ -95,6 +95,40 @@ def tag_customers(settings: Settings) -> Any:
     return stats
 
 
+def push_shopify_tags(settings: Settings) -> list[Any]:
+    """Push CRM tags to the customers of every Shopify store with ``push_tags = true`` (only the changes)."""
+    from sqlalchemy import select
+
+    from connectors.shopify.client import ShopifyClient
+    from connectors.shopify.tags import TagLedger, push_tags
+    from crm import schema
+    from crm.store import CrmStore
+
+    stores = [s for s in enabled_stores(settings, None) if s.channel == "shopify" and getattr(s, "push_tags", False)]
+    if not stores:
+        return []
+    crm = CrmStore(settings.crm_database_url)
+    crm.create_all()
+    active = select(schema.tags.c.customer_id, schema.tags.c.tag).where(schema.tags.c.removed_at.is_(None))
+    with crm.read() as conn:
+        tags: dict[str, set[str]] = {}
+        for customer_id, tag in conn.execute(active):
+            tags.setdefault(customer_id, set()).add(tag)
+        identities = conn.execute(
+            select(schema.identities.c.store, schema.identities.c.channel_customer_key, schema.identities.c.customer_id)
+            .where(schema.identities.c.channel == "shopify", schema.identities.c.channel_customer_key.is_not(None))
+        ).all()
+    results = []
+    for store in stores:
+        wanted: dict[str, set[str]] = {}
+        for store_key, key, customer_id in identities:
+            if store_key == store.key:
+                wanted.setdefault(str(key), set()).update(tags.get(customer_id, set()))
+        ledger = TagLedger(settings.home / "state" / "shopify-tags" / f"{store.key}.json")
+        results.append(push_tags(ShopifyClient(store), wanted, ledger))
+    return results
+
+
 def export(settings: Settings) -> Any:
     """Export paid, unfulfilled, merchant-fulfilled originals to the outbox, each exactly once."""
     from fulfillment.export import export_orders
@@ -122,6 +156,7 @@ class RunSummary:
     process: Any = None
     crm: Any = None
     tags: Any = None
+    pushed_tags: Any = None
     export: Any = None
     report: Any = None
     paths: dict[str, Path] = field(default_factory=dict)
@@ -135,6 +170,7 @@ def run_all(settings: Settings) -> RunSummary:
     summary.process = process(settings)
     summary.crm = update_crm(settings)
     summary.tags = tag_customers(settings)
+    summary.pushed_tags = push_shopify_tags(settings)
     summary.export = export(settings)
     summary.report = report(settings)
     summary.paths = paths(settings)

@@ -3,6 +3,20 @@
 Part kinds:
     ``shopify.graphql.orders``: a GraphQL response, orders under ``data.orders.edges[].node`` or ``.nodes``.
     ``shopify.rest.orders``: REST ``{"orders": [...]}`` (orders.json) or ``{"order": {...}}`` (orders/{id}.json).
+    ``shopify.bulk.orders``: a bulk operation's JSON Lines result: one line per order, one per line item with
+        ``"__parentId"`` naming its order. Each order is rebuilt into the paged node shape (``lineItems.nodes``,
+        children in file order, wherever in the file they stand) and mapped exactly as ``shopify.graphql.orders``.
+        A record is an object line without ``__parentId``, as the connector counts them (``connectors/shopify/
+        bulk.py`` ``inspect_jsonl``). What cannot be rebuilt is quarantined line by line and the rest goes on:
+        a line that is not JSON (counted as one record unless its text names ``__parentId``), a line that is
+        not an object, a child whose order is not in the file, a child that is not a line item (these three
+        stand for 0 records: they are not orders, so loaded + quarantined = landed still holds).
+    ``shopify.webhook.orders.create`` / ``.orders.updated`` / ``.orders.cancelled``: a webhook delivery, the
+        REST order object without the ``{"order": ...}`` wrapper, mapped exactly as ``shopify.rest.orders``.
+    ``shopify.webhook.refunds.create``: 0 records, so no row and no quarantine. The refund payload names its
+        order but not the order's new totals or status; it is a hint that the order changed, and the next
+        poll (``updated_at`` moves with the refund) brings the whole order with the refund in it. The body
+        is not even parsed: a malformed hint must not quarantine a record that was never counted.
 
 Field mapping (GraphQL / REST):
     external_id      ``legacyResourceId`` (else the number in ``id``) / ``id``
@@ -52,6 +66,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -62,6 +77,10 @@ from pipelines.common import BatchRows, base_row, money, register, text, ts, unr
 
 GRAPHQL_KIND = "shopify.graphql.orders"
 REST_KIND = "shopify.rest.orders"
+BULK_KIND = "shopify.bulk.orders"
+WEBHOOK_ORDER_KINDS = frozenset(
+    {"shopify.webhook.orders.create", "shopify.webhook.orders.updated", "shopify.webhook.orders.cancelled"})
+WEBHOOK_HINT_KINDS = frozenset({"shopify.webhook.refunds.create"})  # 0 records: see the module doc
 
 PAYMENT = {"pending": "pending", "authorized": "pending", "partially_paid": "pending", "paid": "paid",
            "partially_refunded": "partially_refunded", "refunded": "refunded", "voided": "voided",
@@ -70,6 +89,7 @@ FULFILLMENT = {"fulfilled": "fulfilled", "partially_fulfilled": "partially_fulfi
 UNPAID = {"pending", "authorized", "partially_paid", "expired"}
 AMAZON_ORDER_ID = re.compile(r"\b\d{3}-\d{7}-\d{7}\b")
 _GID_NUMBER = re.compile(r"/(\d+)$")
+_GID_TYPE = re.compile(r"^gid://shopify/([A-Za-z]+)/")
 
 
 def status_of(cancelled: bool, fulfillment: str | None, financial: str | None) -> str:
@@ -309,7 +329,94 @@ def records_of(kind: str, doc: Any) -> list[Any]:
         if isinstance(doc, dict) and isinstance(doc.get("order"), dict):
             return [doc["order"]]
         raise ValueError('expected {"orders": [...]} or {"order": {...}}')
+    if kind in WEBHOOK_ORDER_KINDS:
+        if isinstance(doc, dict):
+            return [doc]
+        raise ValueError(f"expected the order object of the webhook, got a {type(doc).__name__}")
+    if kind in WEBHOOK_HINT_KINDS:
+        return []
     raise ValueError(f"unknown part kind {kind}")
+
+
+@dataclass(frozen=True)
+class BulkProblem:
+    """A line of a bulk result that cannot become part of an order.
+
+    Attributes:
+        line_no: the line's number in the file (1-based).
+        reason: what is wrong and what to do.
+        raw: the line as landed.
+        records: landed records the line stands for (1 for an unreadable line that may have been an order).
+        external_id: the order the line belongs to, when known.
+    """
+
+    line_no: int
+    reason: str
+    raw: bytes
+    records: int
+    external_id: str | None = None
+
+
+def rebuild_bulk(body: bytes) -> tuple[list[Any], list[BulkProblem]]:
+    """Orders of a bulk JSON Lines result in the paged node shape, and the lines that could not be placed.
+
+    Each root line (an object without ``__parentId``) becomes an order; every line item naming it in
+    ``__parentId`` goes to its ``lineItems.nodes`` in file order (without the ``__parentId`` key), whether
+    it stands after its order, as Shopify writes them, or before. A root line that is not an object is
+    returned as is, so the caller reports it like any malformed record.
+    """
+    roots: list[Any] = []
+    children: list[tuple[int, bytes, dict[str, Any]]] = []
+    problems: list[BulkProblem] = []
+    for line_no, raw in enumerate(body.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+            problems.append(BulkProblem(
+                line_no, f"line {line_no} is not JSON ({exc}); the file was cut off or altered: run the backfill "
+                "of this window again", raw, 0 if b'"__parentId"' in raw else 1))
+            continue
+        if not isinstance(obj, dict):
+            problems.append(BulkProblem(
+                line_no, f"line {line_no} is a JSON {type(obj).__name__}, not an object: not an order or a line item",
+                raw, 0))
+        elif "__parentId" in obj:
+            children.append((line_no, raw, obj))
+        else:
+            roots.append(obj)
+    by_id = {root.get("id"): root for root in roots if root.get("id") is not None}
+    items: dict[Any, list[dict[str, Any]]] = {}
+    for line_no, raw, child in children:
+        parent = child["__parentId"]
+        kind = _GID_TYPE.match(str(child.get("id") or ""))
+        if parent not in by_id:
+            problems.append(BulkProblem(
+                line_no, f"line {line_no} is a child of {parent}, which is not in this file, so it belongs to no "
+                f"order here; run the backfill of this window again or import the order from REST "
+                f"orders/{_number(parent) or '{id}'}.json", raw, 0, _number(parent)))
+        elif kind and kind.group(1) != "LineItem":
+            problems.append(BulkProblem(
+                line_no, f"line {line_no} is a {kind.group(1)} of {parent}: only line items are read from a bulk "
+                "result (queries.bulk_orders asks for no other connection)", raw, 0, _number(parent)))
+        else:
+            items.setdefault(parent, []).append({k: v for k, v in child.items() if k != "__parentId"})
+    orders: list[Any] = []
+    for root in roots:
+        node = {k: v for k, v in root.items() if k != "lineItems"}
+        node["lineItems"] = {"nodes": items.get(root.get("id"), [])}
+        orders.append(node)
+    return orders, problems
+
+
+def _bulk_quarantine(manifest: Manifest, part: PartInfo, problem: BulkProblem) -> dict[str, Any]:
+    return {
+        "channel": manifest.channel, "store": manifest.store, "external_id": problem.external_id,
+        "reason": f"{part.file} ({part.kind}) {problem.reason}",
+        "payload": problem.raw.decode("utf-8", errors="replace"),
+        "landed_at": manifest.landed_at_dt, "batch_id": manifest.batch_id, "records": problem.records,
+    }
 
 
 @register("shopify")
@@ -317,17 +424,24 @@ def normalize(manifest: Manifest, parts: list[tuple[PartInfo, bytes]], settings:
     """Flat canonical rows of one landed Shopify batch (one order row per record; problems kept per row)."""
     rows = BatchRows()
     for part, body in parts:
-        try:
-            records = records_of(part.kind, json.loads(body))
-        except (ValueError, UnicodeDecodeError) as exc:
-            rows.quarantine.append(unreadable_part(manifest, part, body, str(exc)))
-            continue
+        if part.kind in WEBHOOK_HINT_KINDS:
+            continue  # a hint with 0 records: the next poll brings the order (module doc)
+        if part.kind == BULK_KIND:
+            records, problems = rebuild_bulk(body)
+            rows.quarantine.extend(_bulk_quarantine(manifest, part, p) for p in problems)
+        else:
+            try:
+                records = records_of(part.kind, json.loads(body))
+            except (ValueError, UnicodeDecodeError) as exc:
+                rows.quarantine.append(unreadable_part(manifest, part, body, str(exc)))
+                continue
+        graphql = part.kind in (GRAPHQL_KIND, BULK_KIND)
         for record in records:
             if not isinstance(record, dict):
                 row = base_row(manifest, None, record)
                 row["_problems"].append(f"the order record is a {type(record).__name__}, not an object")
                 rows.orders.append(row)
                 continue
-            neutral = _neutral_graphql(record) if part.kind == GRAPHQL_KIND else _neutral_rest(record)
+            neutral = _neutral_graphql(record) if graphql else _neutral_rest(record)
             rows.orders.append(_row(manifest, record, neutral, settings, rows.lines))
     return rows

@@ -14,10 +14,11 @@ import shopify
 
 from connectors.http import HttpClient, RetryPolicy, call_with_retry, parse_json
 from connectors.shopify import queries
+from connectors.shopify.auth import TokenSource, token_source
 from connectors.shopify.budget import CONNECTION_COST, MAX_PAGE, CostBudget
 from connectors.shopify.config import ShopifyStore
 from connectors.shopify.paging import CursorPaginator
-from orderhub.errors import AuthError, ConfigError, FatalError, RetriableError
+from orderhub.errors import AuthError, FatalError, RetriableError
 
 log = logging.getLogger(__name__)
 CHANNEL = "shopify"
@@ -25,6 +26,7 @@ CHANNEL = "shopify"
 # object: the order and up to 100 line items, at Shopify's list rate of a tenth of a point each).
 INITIAL_NODE_COST = 11.0
 DEFAULT_POLICY = RetryPolicy()
+SMALL_QUERY_COST = 10.0  # a mutation, or a query of a few fields: wait for this much before sending
 
 
 class MaxCostExceeded(FatalError):
@@ -98,11 +100,13 @@ class ShopifyGraphQL(shopify.GraphQL):
     """
 
     def __init__(self, session: shopify.Session, http: HttpClient, *, endpoint: str | None = None,
-                 budget: CostBudget | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                 budget: CostBudget | None = None, sleep: Callable[[float], None] = time.sleep,
+                 tokens: TokenSource | None = None) -> None:
         # super().__init__() would read the process-global ShopifyResource session: not thread-safe.
         self.session = session
         self.endpoint = f"{session.site}/graphql.json"
-        self.headers = {"X-Shopify-Access-Token": session.token, "Accept": "application/json"}
+        self.headers = {"X-Shopify-Access-Token": session.token or "", "Accept": "application/json"}
+        self.tokens = tokens
         self.url = self.endpoint
         if endpoint:
             self.url = endpoint.rstrip("/") + urlsplit(self.endpoint).path
@@ -115,7 +119,18 @@ class ShopifyGraphQL(shopify.GraphQL):
              operation_name: str | None = None) -> GraphQLResponse:
         """One POST (one attempt, no retry): the response, or a typed error."""
         payload = {"query": query, "variables": variables or {}, "operationName": operation_name}
-        resp = self.http.send_once("POST", self.url, json=payload, headers=self.headers)
+        if self.tokens is None:
+            resp = self.http.send_once("POST", self.url, json=payload, headers=self.headers)
+        else:
+            try:
+                resp = self.http.send_once("POST", self.url, json=payload,
+                                           headers={**self.headers, "X-Shopify-Access-Token": self.tokens.token()})
+            except AuthError as exc:
+                if exc.status != 401 or not self.tokens.invalidate():
+                    raise
+                log.info("shopify: access token refused; fetching a new one")
+                resp = self.http.send_once("POST", self.url, json=payload,
+                                           headers={**self.headers, "X-Shopify-Access-Token": self.tokens.token()})
         body = parse_json(resp, CHANNEL)
         if not isinstance(body, dict):
             raise FatalError(f"shopify answered a {type(body).__name__}, not a GraphQL response", channel=CHANNEL,
@@ -147,18 +162,15 @@ class ShopifyClient:
 
     def __init__(self, store: ShopifyStore, *, timeout: float = 30.0, policy: RetryPolicy = DEFAULT_POLICY,
                  max_page: int = MAX_PAGE, sleep: Callable[[float], None] = time.sleep) -> None:
-        if store.access_token is None:
-            raise ConfigError(
-                f"shopify store {store.key!r} has no access_token: set access_token = \"env:NAME\" to the Admin API "
-                "token (shpat_...) of the shop's custom app"
-            )
-        session = shopify.Session(store.domain, store.api_version, store.access_token.get())
         # One retry loop: each attempt is HttpClient.send_once plus the GraphQL checks, under ShopifyGraphQL.call.
         http = HttpClient(CHANNEL, timeout=timeout, policy=policy, sleep=sleep)
+        self.tokens = token_source(store, http)
+        session = shopify.Session(store.domain, store.api_version, None)  # the token goes per request
         self.store = store
-        self.graphql = ShopifyGraphQL(session, http, endpoint=store.endpoint, sleep=sleep)
+        self.graphql = ShopifyGraphQL(session, http, endpoint=store.endpoint, sleep=sleep, tokens=self.tokens)
         self.node_cost = INITIAL_NODE_COST
         self.max_page = max_page
+        self.cost_spent = 0.0  # actual query cost of every call made (for the benchmark's call log)
 
     @property
     def path(self) -> str:
@@ -188,12 +200,74 @@ class ShopifyClient:
                 self.node_cost = max(self.node_cost, (exc.cost - CONNECTION_COST) / first)
                 raise RetriableError(f"{exc}; asking for a smaller page", retry_after=0.0, channel=CHANNEL) from exc
             requested = resp.cost.get("requestedQueryCost")
+            self.cost_spent += float(resp.cost.get("actualQueryCost") or requested or 0)
             if isinstance(requested, int | float) and first:
                 self.node_cost = max(0.1, (float(requested) - CONNECTION_COST) / first)
             paginator.check(resp.json)
             return resp
 
         return self.graphql.call(attempt, "orders"), sent
+
+    def query(self, document: str, variables: dict[str, Any] | None, name: str) -> dict[str, Any]:
+        """Any small query or mutation under the cost budget and the retry layer: its ``data``."""
+
+        def attempt() -> GraphQLResponse:
+            self.graphql.budget.wait_for(SMALL_QUERY_COST)
+            return self.graphql.post(document, variables, name)
+
+        resp = self.graphql.call(attempt, name)
+        self.cost_spent += float(resp.cost.get("actualQueryCost") or resp.cost.get("requestedQueryCost") or 0)
+        return resp.json.get("data") or {}
+
+    def scopes(self) -> set[str]:
+        """The access scopes the app holds on this shop."""
+        data = self.query(queries.SCOPES, None, "Scopes")
+        listed = ((data.get("currentAppInstallation") or {}).get("accessScopes")) or []
+        return {str(s.get("handle")) for s in listed if isinstance(s, dict)}
+
+    def run_bulk(self, document: str) -> dict[str, Any]:
+        """``bulkOperationRunQuery``: the ``bulkOperationRunQuery`` payload (``bulkOperation``, ``userErrors``)."""
+        return self.query(queries.RUN_BULK, {"query": document}, "RunBulk").get("bulkOperationRunQuery") or {}
+
+    def bulk_status(self, operation_id: str) -> dict[str, Any]:
+        """The BulkOperation node (status, errorCode, objectCount, url, ...)."""
+        node = self.query(queries.BULK_STATUS, {"id": operation_id}, "BulkStatus").get("node")
+        if not isinstance(node, dict) or "status" not in node:
+            raise FatalError(f"shopify knows no bulk operation {operation_id}", channel=CHANNEL)
+        return node
+
+    def download(self, url: str) -> bytes:
+        """GET a bulk result URL (pre-signed: no token). Transport problems and 5xx are retried.
+
+        Raises:
+            FatalError: 403/404 (the URL expired).
+        """
+        shown = url.split("?", 1)[0]  # the query string is the signature: never logged
+        headers: dict[str, str] = {}
+        shop_url = f"https://{self.store.domain}"
+        if self.store.endpoint and url.startswith(shop_url + "/"):
+            # The shop is served at ``endpoint`` (the sandbox): go there, with the shop as Host, as every call does.
+            url = self.store.endpoint.rstrip("/") + url[len(shop_url):]
+            headers["Host"] = self.store.domain
+        resp = self.graphql.http.request("GET", url, headers=headers)
+        log.info("shopify %s: downloaded %d bytes from %s", self.store.key, len(resp.content), shown)
+        return resp.content
+
+    def tags(self, customer_gid: str, add: list[str], remove: list[str]) -> None:
+        """``tagsAdd`` / ``tagsRemove`` on one customer (both idempotent at Shopify).
+
+        Raises:
+            FatalError: Shopify answered userErrors (an unknown customer id, a bad tag).
+        """
+        for document, name, operation, tags in ((queries.TAGS_ADD, "tagsAdd", "TagsAdd", add),
+                                                (queries.TAGS_REMOVE, "tagsRemove", "TagsRemove", remove)):
+            if not tags:
+                continue
+            payload = self.query(document, {"id": customer_gid, "tags": tags}, operation).get(name) or {}
+            errors = payload.get("userErrors") or []
+            if errors:
+                raise FatalError(f"shopify {name} on {customer_gid}: "
+                                 + "; ".join(str(e.get("message")) for e in errors), channel=CHANNEL)
 
     def shop(self) -> dict[str, Any]:
         """The shop's name, domain, currency and time zone (a cheap authenticated call)."""

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, ClassVar
 
 from connectors.base import Page, Stream
 from connectors.landing import Part
+from connectors.shopify.bulk import BulkBackfill
 from connectors.shopify.client import ShopifyClient
 from connectors.shopify.config import ShopifyStore
 from connectors.shopify.paging import CursorPaginator
+from orderhub import clock
+from orderhub.errors import AuthError
+
+# Without read_all_orders an app sees orders created in the last 60 days only:
+# https://shopify.dev/docs/api/usage/access-scopes#orders-permissions
+ALL_ORDERS_AFTER = timedelta(days=60)
 
 
 def search_time(value: datetime) -> str:
@@ -42,11 +50,28 @@ class ShopifyOrders(Stream):
                  client: ShopifyClient | None = None) -> None:
         super().__init__(store, start=start)
         self.client = client or ShopifyClient(store)
+        self._scopes_checked = False
+
+    def window(self, state: dict[str, Any] | None) -> tuple[datetime, datetime]:
+        """``[since, until)``; a first sync reaches back ``backfill_days``."""
+        if not (state and state.get("since")) and self.start is None:
+            self.start = clock.now() - self.lag - timedelta(days=self.store.backfill_days)
+        return super().window(state)
 
     def pages(self, state: dict[str, Any] | None) -> Iterator[Page]:
-        """Every page of every backfill step of this run's window; the last one moves ``since`` to ``until``."""
+        """Every page of every backfill step of this run's window; the last one moves ``since`` to ``until``.
+
+        A window longer than the store's ``bulk_after_days`` (a backfill, or catching up) is read with one
+        bulk operation instead (:mod:`connectors.shopify.bulk`).
+        """
         since, until = self.window(state)
         since, until = since.replace(microsecond=0), until.replace(microsecond=0)
+        self._check_scopes(since)
+        state = state or {}
+        if isinstance(state.get("bulk"), dict) or (
+                self.store.bulk_after_days > 0 and until - since > timedelta(days=self.store.bulk_after_days)):
+            yield from self.bulk.pages(state, since, until, self._search(since, until))
+            return
         lo = since
         while True:
             hi = min(lo + self.backfill_step, until)
@@ -56,8 +81,31 @@ class ShopifyOrders(Stream):
                 return
             lo = hi
 
+    @staticmethod
+    def _search(lo: datetime, hi: datetime) -> str:
+        return f"updated_at:>='{search_time(lo)}' AND updated_at:<'{search_time(hi)}'"
+
+    @cached_property
+    def bulk(self) -> BulkBackfill:
+        """The store's bulk-operation runner (its polling schedule can be tuned by tests and benchmarks)."""
+        return BulkBackfill(self.client, poll_initial=self.store.bulk_poll_s, timeout=self.store.bulk_timeout_s,
+                            sleep=self.client.graphql._sleep)
+
+    def _check_scopes(self, since: datetime) -> None:
+        """Stop before a window reaching past 60 days when the app cannot see those orders (read_all_orders)."""
+        horizon = clock.now() - ALL_ORDERS_AFTER
+        if since >= horizon or self._scopes_checked:
+            return
+        if "read_all_orders" not in self.client.scopes():
+            raise AuthError(
+                f"shopify store {self.store.key!r}: this sync reaches back to {since:%Y-%m-%d}, but the app lacks the "
+                f"read_all_orders scope, so Shopify shows it only orders created after {horizon:%Y-%m-%d} (60 days) "
+                f"and older ones would be missing without a trace. Grant read_all_orders to the app (Shopify asks "
+                f"why in the app's configuration), or set backfill_days = 59 for this store", channel="shopify")
+        self._scopes_checked = True
+
     def _step(self, lo: datetime, hi: datetime, *, final: bool) -> Iterator[Page]:
-        search = f"updated_at:>='{search_time(lo)}' AND updated_at:<'{search_time(hi)}'"
+        search = self._search(lo, hi)
         paginator = CursorPaginator()
         while paginator.has_next:
             resp, variables = self.client.orders_page(search, paginator)

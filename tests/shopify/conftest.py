@@ -52,7 +52,8 @@ def world(tmp_path: Path, sandbox_clock: Callable[[timedelta], None], server: Em
     assert isinstance(emulator, ShopifyEmulator)
     # A fresh emulator state (source, buckets, faults) on the running server.
     emulator.__init__(source, shops=SHOPS, speed=1000.0)  # type: ignore[misc]
-    store = ShopifyStore(key=STORE, shop="acme", access_token=Secret(TOKEN), endpoint=server.url)
+    # Paging tests page: a bulk operation would take over the 60-day windows (tests/shopify/test_backfill_auth_tags.py).
+    store = ShopifyStore(key=STORE, shop="acme", access_token=Secret(TOKEN), endpoint=server.url, bulk_after_days=0)
     settings = Settings(home=tmp_path, rates={"EUR": Decimal("1.08")})
     return World(t0, orders, source, emulator, server, store, LandingStore(tmp_path / "landing"), settings,
                  sandbox_clock)

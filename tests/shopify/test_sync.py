@@ -95,7 +95,8 @@ def test_faults_lose_nothing_and_land_nothing_twice(world: World, kind: str) -> 
 
 
 def test_expired_token_is_a_clear_error_and_the_next_run_completes(world: World) -> None:
-    world.emulator.faults.add("expired_token", path="graphql", after=2)
+    # Calls: the read_all_orders scope check (the window reaches 60 days back), an empty first step, a page.
+    world.emulator.faults.add("expired_token", path="graphql", after=3)
     with pytest.raises(AuthError, match="refused the credentials"):
         sync_stream(_stream(world), world.landing)
     partial = landed_ids(world.landing)
