@@ -21,6 +21,10 @@ LWA_CLIENT_ID = "amzn1.application-oa2-client.sandbox"
 LWA_CLIENT_SECRET = "sandbox-lwa-secret"
 AMAZON_REFRESH_TOKEN = "Atzr|sandbox-refresh-token"
 SHOPIFY_TOKEN_PREFIX = "shpat_sandbox_"
+# The sandbox's Dev Dashboard app: client id/secret for the client-credentials grant, and the secret
+# Shopify signs webhooks with. The first Shopify store uses a stored token, the others the grant.
+SHOPIFY_CLIENT_ID = "sandbox-dev-dashboard-app"
+SHOPIFY_CLIENT_SECRET = "shpss_sandbox_app_secret"
 WOO_KEY_PREFIX = "ck_sandbox_"
 WOO_SECRET_PREFIX = "cs_sandbox_"
 
@@ -131,6 +135,8 @@ class Sandbox:
             "shopify": ShopifyEmulator(
                 source,
                 shops={f"{s.key}.myshopify.com": (s.key, SHOPIFY_TOKEN_PREFIX + s.key, s.currency) for s in shopify},
+                apps={f"{s.key}.myshopify.com": (SHOPIFY_CLIENT_ID, SHOPIFY_CLIENT_SECRET) for s in shopify},
+                bulk_seconds=5.0,  # a small shop's bulk export takes seconds at Shopify
                 speed=self.speed,
             ),
             "woocommerce": WooCommerceEmulator(
@@ -187,9 +193,13 @@ class Sandbox:
                     "report_poll_s": round(max(0.05, 5.0 / self.speed), 3),
                 })
             elif spec.channel == "shopify":
+                first = spec.key == next(s.key for s in self.stores if s.channel == "shopify")
+                credentials = ({"access_token": SHOPIFY_TOKEN_PREFIX + spec.key} if first else
+                               {"client_id": SHOPIFY_CLIENT_ID, "client_secret": SHOPIFY_CLIENT_SECRET})
                 out.append({
                     "channel": "shopify", "key": spec.key, "shop": f"{spec.key}.myshopify.com",
-                    "access_token": SHOPIFY_TOKEN_PREFIX + spec.key, "endpoint": url,
+                    **credentials, "webhook_secret": SHOPIFY_CLIENT_SECRET, "push_tags": True,
+                    "bulk_poll_s": round(max(0.05, 2.0 / self.speed), 3), "endpoint": url,
                 })
             elif spec.channel == "woocommerce":
                 out.append({
