@@ -16,7 +16,7 @@ _ORDER_FIELDS = """
         displayFinancialStatus displayFulfillmentStatus
         sourceName tags note
         customAttributes { key value }
-        customer { id legacyResourceId email phone firstName lastName displayName }
+        customer { id legacyResourceId email phone firstName lastName displayName tags }
         shippingAddress { ...Address }
         billingAddress { ...Address }
         subtotalPriceSet { ...Money }

@@ -156,3 +156,15 @@ def test_page_size_adapts_after_max_cost_exceeded(world: World) -> None:
     sync_stream(stream, world.landing)
     assert Counter(landed_ids(world.landing)) == Counter(list(world.visible()))
     assert stream.client.node_cost == pytest.approx(10.1, rel=0.01)  # learned from requestedQueryCost
+
+
+@pytest.mark.parametrize(("bucket", "restore"), [(2000.0, 100.0), (4000.0, 200.0), (20000.0, 1000.0),
+                                                 (20000.0, 2000.0)])
+def test_the_plans_budget_is_read_at_run_time(world: World, bucket: float, restore: float) -> None:
+    # Standard, Advanced, Plus and Enterprise: the client adopts whatever throttleStatus says.
+    world.emulator.cost_buckets[SHOP] = CostBucket(restore, bucket, speed=1.0)
+    stream = _stream(world, max_page=250)
+    sync_stream(stream, world.landing)
+    budget = stream.client.graphql.budget
+    assert (budget.maximum, budget.restore_rate) == (bucket, restore)
+    _assert_matches_truth(world)
