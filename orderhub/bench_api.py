@@ -15,7 +15,9 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import Counter
-from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,20 @@ from orderhub import clock
 
 US = "ATVPDKIKX0DER"
 FAST = 1e6  # emulator speed-up during the run: the published budgets are applied afterwards, by arithmetic
+
+
+@contextmanager
+def _bench_home() -> Iterator[tuple[Path, Path, datetime]]:
+    """A temporary home with its own sandbox clock at offset 0: (home, clock file, now in whole seconds)."""
+    with tempfile.TemporaryDirectory(prefix="orderhub-api-time-") as tmp:
+        home = Path(tmp)
+        clock_file = home / "clock.json"
+        clock.use_offset_file(clock_file)
+        try:
+            clock.set_offset(clock_file, timedelta(0))
+            yield home, clock_file, clock.now().replace(microsecond=0)
+        finally:
+            clock.use_offset_file(None)
 
 
 def least_seconds(calls: dict[str, int], budgets: dict[str, tuple[float, float]]) -> tuple[float, dict[str, float]]:
@@ -59,48 +75,40 @@ def amazon_api_time(orders_per_day: int = 5000, *, days: int = 365, seed: int = 
 
     budgets = {op: (b.rate, b.burst) for op, b in BUDGETS.items()}
     say = console.print if console else (lambda *a, **k: None)
-    with tempfile.TemporaryDirectory(prefix="orderhub-api-time-") as tmp:
-        home = Path(tmp)
-        clock_file = home / "clock.json"
-        clock.use_offset_file(clock_file)
-        try:
-            clock.set_offset(clock_file, timedelta(0))
-            now = clock.now().replace(microsecond=0)
-            spec = StoreSpec("amazon", "amz-bench", "USD", "US", marketplace_id=US, seller_id="A1BENCH")
-            started = time.perf_counter()
-            say(f"generating {orders_per_day:,} orders/day for {days} days (not timed) …")
-            business = generate(seed=seed, orders=orders_per_day * days, days=days, stores=[spec], start=now,
-                                future_days=1, defect_rate=0.0)
-            generated = time.perf_counter() - started
-            emulator = AmazonEmulator(_Source(business), sellers={US: spec.key}, client_id=LWA_CLIENT_ID,
-                                      client_secret=LWA_CLIENT_SECRET, refresh_tokens={AMAZON_REFRESH_TOKEN},
-                                      speed=FAST, report_seconds=0.0)
-            with EmulatorServer(emulator) as server:
-                store = AmazonStore(key=spec.key, seller_id="A1BENCH", marketplace_id=US,
-                                    refresh_token=AMAZON_REFRESH_TOKEN,  # type: ignore[arg-type]
-                                    lwa_client_id=LWA_CLIENT_ID, lwa_client_secret=LWA_CLIENT_SECRET,  # type: ignore[arg-type]
-                                    endpoint=server.url, token_url=f"{server.url}/auth/o2/token",
-                                    orders_api=orders_api, has_pii_roles=True)  # type: ignore[arg-type]
-                landing = LandingStore(home / "landing")
+    with _bench_home() as (home, clock_file, now):
+        spec = StoreSpec("amazon", "amz-bench", "USD", "US", marketplace_id=US, seller_id="A1BENCH")
+        started = time.perf_counter()
+        say(f"generating {orders_per_day:,} orders/day for {days} days (not timed) …")
+        business = generate(seed=seed, orders=orders_per_day * days, days=days, stores=[spec], start=now,
+                            future_days=1, defect_rate=0.0)
+        generated = time.perf_counter() - started
+        emulator = AmazonEmulator(_Source(business), sellers={US: spec.key}, client_id=LWA_CLIENT_ID,
+                                  client_secret=LWA_CLIENT_SECRET, refresh_tokens={AMAZON_REFRESH_TOKEN},
+                                  speed=FAST, report_seconds=0.0)
+        with EmulatorServer(emulator) as server:
+            store = AmazonStore(key=spec.key, seller_id="A1BENCH", marketplace_id=US,
+                                refresh_token=AMAZON_REFRESH_TOKEN,  # type: ignore[arg-type]
+                                lwa_client_id=LWA_CLIENT_ID, lwa_client_secret=LWA_CLIENT_SECRET,  # type: ignore[arg-type]
+                                endpoint=server.url, token_url=f"{server.url}/auth/o2/token",
+                                orders_api=orders_api, has_pii_roles=True)  # type: ignore[arg-type]
+            landing = LandingStore(home / "landing")
 
-                def sync() -> tuple[int, dict[str, int], float]:
-                    cls = OrdersV0Stream if orders_api == "v0" else OrdersStream
-                    client = AmazonClient(store, policy=RetryPolicy(max_attempts=3, base_delay=0.01), timeout=120)
-                    stream = cls(store, start=now - timedelta(days=days), client=client)
-                    stream.reports.poll_initial = 0.01
-                    before = dict(emulator.requests)
-                    t0 = time.perf_counter()
-                    result = sync_stream(stream, landing)
-                    return result.records, _delta(emulator.requests, before), time.perf_counter() - t0
+            def sync() -> tuple[int, dict[str, int], float]:
+                cls = OrdersV0Stream if orders_api == "v0" else OrdersStream
+                client = AmazonClient(store, policy=RetryPolicy(max_attempts=3, base_delay=0.01), timeout=120)
+                stream = cls(store, start=now - timedelta(days=days), client=client)
+                stream.reports.poll_initial = 0.01
+                before = dict(emulator.requests)
+                t0 = time.perf_counter()
+                result = sync_stream(stream, landing)
+                return result.records, _delta(emulator.requests, before), time.perf_counter() - t0
 
-                say("backfilling through the real connector (limits lifted; priced afterwards) …")
-                back_records, back_calls, back_run = sync()
-                clock.set_offset(clock_file, timedelta(minutes=15))
-                inc_records, inc_calls, inc_run = sync()
-            expected = sum(1 for o in business.orders
-                           if o.created_at <= now - timedelta(minutes=2) and o.version_at(now) is not None)
-        finally:
-            clock.use_offset_file(None)
+            say("backfilling through the real connector (limits lifted; priced afterwards) …")
+            back_records, back_calls, back_run = sync()
+            clock.set_offset(clock_file, timedelta(minutes=15))
+            inc_records, inc_calls, inc_run = sync()
+        expected = sum(1 for o in business.orders
+                       if o.created_at <= now - timedelta(minutes=2) and o.version_at(now) is not None)
     backfill_s, backfill_ops = least_seconds(back_calls, budgets)
     incremental_s, incremental_ops = least_seconds(inc_calls, budgets)
     calls = Counter(back_calls) + Counter(inc_calls)
@@ -158,45 +166,37 @@ def shopify_api_time(orders_per_day: int = 5000, *, days: int = 20, seed: int = 
 
     say = console.print if console else (lambda *a, **k: None)
     domain, token = "bench.myshopify.com", "shpat_bench"
-    with tempfile.TemporaryDirectory(prefix="orderhub-api-time-") as tmp:
-        home = Path(tmp)
-        clock_file = home / "clock.json"
-        clock.use_offset_file(clock_file)
-        try:
-            clock.set_offset(clock_file, timedelta(0))
-            now = clock.now().replace(microsecond=0)
-            spec = StoreSpec("shopify", "bench", "USD", "US")
-            started = time.perf_counter()
-            say(f"generating {orders_per_day:,} orders/day for {days} days (not timed) …")
-            business = generate(seed=seed, orders=orders_per_day * days, days=days, stores=[spec], start=now,
-                                future_days=1, defect_rate=0.0)
-            generated = time.perf_counter() - started
-            emulator = ShopifyEmulator(_Source(business), shops={domain: ("bench", token, "USD")}, speed=FAST,
-                                       bulk_seconds=0.0)
-            runs: dict[str, dict[str, Any]] = {}
-            with EmulatorServer(emulator) as server:
-                def sync(name: str, landing: LandingStore, bulk_after_days: float) -> None:
-                    store = ShopifyStore(key="bench", shop=domain, access_token=Secret(token), endpoint=server.url,
-                                         bulk_after_days=bulk_after_days, bulk_poll_s=0.01, backfill_days=days)
-                    client = ShopifyClient(store, timeout=300, policy=RetryPolicy(max_attempts=3, base_delay=0.01))
-                    stream = ShopifyOrders(store, client=client)
-                    before = dict(emulator.operations)
-                    t0 = time.perf_counter()
-                    result = sync_stream(stream, landing)
-                    calls = {op: n - before.get(op, 0) for op, n in sorted(emulator.operations.items())
-                             if n - before.get(op, 0)}
-                    runs[name] = {"records": result.records, "cost": round(client.cost_spent), "calls": calls,
-                                  "run_s": round(time.perf_counter() - t0, 1)}
+    with _bench_home() as (home, clock_file, now):
+        spec = StoreSpec("shopify", "bench", "USD", "US")
+        started = time.perf_counter()
+        say(f"generating {orders_per_day:,} orders/day for {days} days (not timed) …")
+        business = generate(seed=seed, orders=orders_per_day * days, days=days, stores=[spec], start=now,
+                            future_days=1, defect_rate=0.0)
+        generated = time.perf_counter() - started
+        emulator = ShopifyEmulator(_Source(business), shops={domain: ("bench", token, "USD")}, speed=FAST,
+                                   bulk_seconds=0.0)
+        runs: dict[str, dict[str, Any]] = {}
+        with EmulatorServer(emulator) as server:
+            def sync(name: str, landing: LandingStore, bulk_after_days: float) -> None:
+                store = ShopifyStore(key="bench", shop=domain, access_token=Secret(token), endpoint=server.url,
+                                     bulk_after_days=bulk_after_days, bulk_poll_s=0.01, backfill_days=days)
+                client = ShopifyClient(store, timeout=300, policy=RetryPolicy(max_attempts=3, base_delay=0.01))
+                stream = ShopifyOrders(store, client=client)
+                before = dict(emulator.operations)
+                t0 = time.perf_counter()
+                result = sync_stream(stream, landing)
+                calls = {op: n - before.get(op, 0) for op, n in sorted(emulator.operations.items())
+                         if n - before.get(op, 0)}
+                runs[name] = {"records": result.records, "cost": round(client.cost_spent), "calls": calls,
+                              "run_s": round(time.perf_counter() - t0, 1)}
 
-                say("backfilling by paging, then by a bulk operation (limits lifted; priced afterwards) …")
-                sync("paged", LandingStore(home / "paged"), 0.0)
-                bulk = LandingStore(home / "bulk")
-                sync("bulk", bulk, 7.0)
-                clock.set_offset(clock_file, timedelta(minutes=15))
-                sync("incremental", bulk, 7.0)
-            expected = sum(1 for o in business.orders if o.created_at <= now and o.version_at(now) is not None)
-        finally:
-            clock.use_offset_file(None)
+            say("backfilling by paging, then by a bulk operation (limits lifted; priced afterwards) …")
+            sync("paged", LandingStore(home / "paged"), 0.0)
+            bulk = LandingStore(home / "bulk")
+            sync("bulk", bulk, 7.0)
+            clock.set_offset(clock_file, timedelta(minutes=15))
+            sync("incremental", bulk, 7.0)
+        expected = sum(1 for o in business.orders if o.created_at <= now and o.version_at(now) is not None)
     paged, bulk_run, inc = runs["paged"], runs["bulk"], runs["incremental"]
     per_100 = round(paged["cost"] / max(1, paged["records"]) * 100, 1)
     return {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -19,7 +18,8 @@ from orderhub import clock
 from orderhub.errors import AuthError, ConfigError, RetriableError
 from orderhub.secrets import Secret
 from tests.shopify.conftest import SHOPS
-from tests.shopify.helpers import FAST, SHOP, World, latest, normalize_landed
+from tests.shopify.helpers import FAST, SHOP, World
+from tests.shopify.test_sync import _assert_matches_truth
 
 CLIENT_ID, CLIENT_SECRET = "dev-dashboard-app", "shpss_app_secret"
 BULK = r"/_bulk/"
@@ -41,14 +41,8 @@ def stream(world: World, **store: Any) -> ShopifyOrders:
 
 
 def assert_truth(world: World) -> None:
-    out = normalize_landed(world.landing, world.settings)
-    assert out.quarantine.is_empty(), out.quarantine["reason"].to_list()
-    rows = {r["external_id"]: r for r in latest(out.orders).to_dicts()}
-    truth = world.visible()
-    assert set(rows) == set(truth)
-    for ext, version in truth.items():
-        assert (rows[ext]["status"], rows[ext]["payment_status"]) == (version.status, version.payment_status), ext
-        assert rows[ext]["refunded"] == version.refunded and rows[ext]["total"] == Decimal("37.50"), ext
+    """Normalized and deduped landing == the visible truth (as the paging tests check it)."""
+    _assert_matches_truth(world)
 
 
 def bulk_parts(world: World) -> list[bytes]:
