@@ -54,3 +54,17 @@ def test_bench_api_time_runs_a_real_backfill_and_prices_its_calls(tmp_path) -> N
     assert out["backfill_by_searchOrders_paging_s"] == round((-(-out["orders_in_history"] // 100) - 20) / 0.0056)
     wrong = _orderhub(tmp_path, "bench", "api-time", "--channel", "ebay")
     assert wrong.returncode == 2 and "amazon" in wrong.stdout
+
+
+def test_bench_api_time_for_shopify_prices_paging_against_a_bulk_operation(tmp_path) -> None:
+    result = _orderhub(tmp_path, "bench", "api-time", "--channel", "shopify", "--orders-per-day", "200", "--days", "8",
+                       "--json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    n = out["orders_in_history"]
+    assert {"incremental_15min_s", f"backfill_{n}_orders_paged_s", f"backfill_{n}_orders_bulk_s",
+            "query_cost_per_100_orders", "calls"} <= set(out)
+    assert out["records_landed"]["paged"] == out["records_landed"]["bulk"] == n > 1000
+    assert out["calls"]["bulk"]["bulkOperationRunQuery"] == 1 and "orders" not in out["calls"]["bulk"]
+    assert out["cost_points"]["bulk"] < out["cost_points"]["paged"] / 10  # the bulk file costs next to nothing
+    assert out["query_cost_per_100_orders"] == round(out["cost_points"]["paged"] / n * 100, 1)
