@@ -7,7 +7,7 @@ from typing import Any
 
 from connectors.base import Stream
 
-CHANNELS = ("amazon", "shopify", "woocommerce")
+CHANNELS = ("amazon", "shopify", "woocommerce", "feed")
 
 
 def streams_for(store: Any) -> list[Stream]:

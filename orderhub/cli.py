@@ -24,7 +24,7 @@ app = typer.Typer(help="orderhub: every order from every channel, one customer p
 sandbox_app = typer.Typer(help="The embedded sandbox: generated business + channel emulators on loopback.")
 flows_app = typer.Typer(help="Prefect flows and schedules.")
 bench_app = typer.Typer(help="Benchmarks (figures, never test assertions).")
-webhooks_app = typer.Typer(help="Receive channel webhooks (Shopify) and land them.")
+webhooks_app = typer.Typer(help="Receive channel webhooks (Shopify, WooCommerce) and land them.")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(flows_app, name="flows")
 app.add_typer(bench_app, name="bench")
@@ -144,12 +144,12 @@ def tags(home: HomeOpt = None) -> None:
 
 @app.command("import")
 def import_(
-    files: Annotated[list[Path], typer.Argument(help="saved raw API responses (JSON)", exists=True, dir_okay=False)],
-    channel: Annotated[str, typer.Option(help="amazon, shopify or woocommerce")],
+    files: Annotated[list[Path], typer.Argument(help="saved raw API responses (JSON), or order feed files (CSV, JSON Lines, JSON)", exists=True, dir_okay=False)],
+    channel: Annotated[str, typer.Option(help="amazon, shopify, woocommerce or feed")],
     store: Annotated[str, typer.Option(help="store key to file them under")] = "imported",
     home: HomeOpt = None,
 ) -> None:
-    """Land saved raw API responses as if fetched (replays, support cases, migrations); then run `process`."""
+    """Land saved raw API responses as if fetched (replays, support cases, migrations), or feed files; then run `process`."""
     from connectors.registry import importer
     from orderhub import ops
 
@@ -287,13 +287,19 @@ def flows_serve(home: HomeOpt = None) -> None:
 @webhooks_app.command("serve")
 def webhooks_serve(
     home: HomeOpt = None,
-    host: Annotated[str, typer.Option(help="interface to bind (put a TLS proxy in front: Shopify sends HTTPS)")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8081,
+    channel: Annotated[str, typer.Option(help="shopify (/webhooks/shopify) or woocommerce "
+                                              "(/webhooks/woocommerce/STORE_KEY)")] = "shopify",
+    host: Annotated[str, typer.Option(help="interface to bind (put a TLS proxy in front for HTTPS)")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="port (default 8081 for shopify, 8082 for woocommerce)")] = None,
 ) -> None:
-    """Receive Shopify webhooks at /webhooks/shopify: verify each signature, land each delivery once."""
-    from connectors.shopify.webhooks import serve_webhooks
-
-    serve_webhooks(_settings(home), host, port)
+    """Receive webhooks: verify each signature, land each delivery once (run one process per channel)."""
+    if channel == "shopify":
+        from connectors.shopify.webhooks import serve_webhooks
+    elif channel == "woocommerce":
+        from connectors.woocommerce.webhooks import serve_webhooks
+    else:
+        raise ConfigError(f"webhooks serve knows the channels shopify and woocommerce, not {channel!r}")
+    serve_webhooks(_settings(home), host, port or (8081 if channel == "shopify" else 8082))
 
 
 # -- benchmarks ------------------------------------------------------------------------------------

@@ -12,11 +12,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from connectors.amazon.config import AmazonStore
+from connectors.feed.config import FeedStore
 from connectors.shopify.config import ShopifyStore
 from connectors.woocommerce.config import WooCommerceStore
 from orderhub.errors import ConfigError
 
-StoreConfig = Annotated[AmazonStore | ShopifyStore | WooCommerceStore, Field(discriminator="channel")]
+StoreConfig = Annotated[AmazonStore | ShopifyStore | WooCommerceStore | FeedStore, Field(discriminator="channel")]
 
 CONFIG_NAME = "orderhub.toml"
 

@@ -1,5 +1,11 @@
 """WooCommerce REST v3 orders (``woocommerce.rest.orders`` pages, ``woocommerce.rest.order`` bodies) to canonical rows.
 
+Webhooks (connectors/woocommerce/webhooks.py): ``woocommerce.webhook.order`` is one order object, the body
+of ``GET /orders/{id}``, and maps exactly like a REST record. ``woocommerce.webhook.order.deleted`` lands with
+0 records and gives no row and no quarantine: WooCommerce sends only ``{"id": N}`` for a deleted (trashed)
+order, too little for a row, and a ``trash`` order row with every other field empty would overwrite the
+order's real one. The order's last full version stays; ``order.restored`` brings it back in full.
+
 Status mapping (DESIGN.md), applied after the store's ``custom_statuses`` (orderhub.toml) and a
 ``wc-`` prefix are resolved:
 
@@ -51,6 +57,9 @@ from pipelines.common import BatchRows, base_row, money, payload_text, register,
 CHANNEL = "woocommerce"
 LIST_KIND = "woocommerce.rest.orders"
 ORDER_KIND = "woocommerce.rest.order"
+WEBHOOK_KIND = "woocommerce.webhook.order"  # order.created / .updated / .restored: one order object
+WEBHOOK_HINT_KINDS = frozenset({"woocommerce.webhook.order.deleted"})  # 0 records: see the module doc
+OBJECT_KINDS = frozenset({ORDER_KIND, WEBHOOK_KIND})
 UNIT = Decimal("0.0001")  # MONEY's scale (pipelines/schema.py)
 
 # WooCommerce status -> (status, payment_status); None status = decided by date_completed_gmt.
@@ -227,7 +236,7 @@ def flatten(manifest: Manifest, record: dict[str, Any], settings: Settings) -> t
 def _records(kind: str, data: Any) -> list[Any] | None:
     if kind == LIST_KIND and isinstance(data, list):
         return data
-    if kind == ORDER_KIND and isinstance(data, dict):
+    if kind in OBJECT_KINDS and isinstance(data, dict):
         return [data]
     return None
 
@@ -237,7 +246,9 @@ def normalize(manifest: Manifest, parts: list[tuple[PartInfo, bytes]], settings:
     """Flat rows of one landed WooCommerce batch; unreadable bodies and non-object records go to quarantine."""
     rows = BatchRows()
     for part, body in parts:
-        if part.kind not in (LIST_KIND, ORDER_KIND):
+        if part.kind in WEBHOOK_HINT_KINDS:
+            continue
+        if part.kind not in (LIST_KIND, *OBJECT_KINDS):
             rows.quarantine.append(unreadable_part(manifest, part, body, f"unknown part kind {part.kind!r}"))
             continue
         try:

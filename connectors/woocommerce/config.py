@@ -22,4 +22,7 @@ class WooCommerceStore(BaseModel):
     currency: str | None = None
     # Custom order statuses (plugins add them) mapped to a canonical WooCommerce status.
     custom_statuses: dict[str, str] = Field(default_factory=dict)
+    # The secret set on the shop's webhooks (WooCommerce > Settings > Advanced > Webhooks); each webhook has
+    # its own, and WooCommerce does not fall back to the API keys, so neither do we.
+    webhook_secret: Secret | None = None
     enabled: bool = True

@@ -1,23 +1,29 @@
-"""WooCommerce REST API v3 emulator: several shops under path prefixes, OAuth 1.0a over HTTP, real paging."""
+"""WooCommerce REST API v3 emulator: several shops under path prefixes, OAuth 1.0a over HTTP, real paging; webhooks."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import json
+import logging
 import math
 import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
+
+import requests
 
 from orderhub import clock
 from sandbox.emulators.base import Emulator, Request, Response, ServerBucket
 from sandbox.model import Address, Order, Version
+
+log = logging.getLogger(__name__)
 
 # Not a WooCommerce limit (it documents none for the REST API); managed WordPress hosts put a WAF
 # in front that throttles bursts. Generous, so it only bites a runaway client:
@@ -451,3 +457,138 @@ class WooCommerceEmulator(Emulator):
             if order.external_id == match["id"]:
                 return Response.json(self._render(req, store, order, version))
         return _error("woocommerce_rest_shop_order_invalid_id", "Invalid ID.", 404)
+
+
+# -- webhooks ----------------------------------------------------------------------------------------
+WEBHOOK_FAULTS = {"webhook_forged", "webhook_redeliver", "webhook_lost"}
+WEBHOOK_TOPICS = ("order.created", "order.updated", "order.deleted", "order.restored")
+# WC_Webhook::deliver sends this user agent (class-wc-webhook.php).
+WEBHOOK_USER_AGENT = f"WooCommerce/{WC_VERSION} Hookshot (WordPress/6.5.3)"
+
+
+class WebhookEvent(NamedTuple):
+    """One webhook to send; ``delivery_id`` stays the same on a redelivery."""
+
+    topic: str
+    payload: dict[str, Any]
+    delivery_id: str
+
+
+def webhook_signature(body: bytes, secret: str) -> str:
+    """``X-WC-Webhook-Signature``: base64 of the HMAC-SHA256 of the raw body with the webhook's secret."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+class WebhookSender:
+    """WooCommerce's webhook deliveries of an emulator's sites, POSTed to subscribed delivery URLs.
+
+    Topics ``order.created`` (an order's first version), ``order.updated`` (each later one), and, by
+    ``deliver`` only, ``order.deleted`` (payload ``{"id": N}``, as WooCommerce sends) and ``order.restored``.
+    Payloads are ``render_order`` records, the body of ``GET /orders/{id}``. Faults, from the emulator's
+    plan with path ``webhook:{topic}``: ``webhook_forged`` (signed with a wrong secret),
+    ``webhook_redeliver`` (the same delivery sent twice: same body, same ``X-WC-Webhook-Delivery-ID``),
+    ``webhook_lost`` (not sent; reported with status 0).
+
+    Args:
+        emulator: whose sites, orders and fault plan.
+        base_url: the emulator server's URL; a site's URL is ``{base_url}/{site_key}`` (``X-WC-Webhook-Source``
+            and the records' links).
+        timeout: seconds per POST (WooCommerce waits 5 s: ``woocommerce_webhook_timeout``).
+    """
+
+    def __init__(self, emulator: WooCommerceEmulator, *, base_url: str = "http://127.0.0.1",
+                 timeout: float = 5.0) -> None:
+        self.emu = emulator
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.subscriptions: dict[str, list[tuple[int, str, str]]] = {}  # site -> [(webhook id, url, secret)]
+        self._next_id = 1
+
+    def subscribe(self, site_key: str, url: str, secret: str) -> int:
+        """Send every order topic of ``site_key`` to ``url``, signed with ``secret``.
+
+        Returns:
+            The webhook's id (``X-WC-Webhook-ID``).
+
+        Raises:
+            KeyError: the emulator serves no such site.
+        """
+        if site_key not in self.emu.sites:
+            raise KeyError(f"no site {site_key!r} in the emulator")
+        webhook_id, self._next_id = self._next_id, self._next_id + 1
+        self.subscriptions.setdefault(site_key, []).append((webhook_id, url, secret))
+        return webhook_id
+
+    def site_url(self, site_key: str) -> str:
+        """The site's URL, as a store's ``url`` names it."""
+        return f"{self.base_url}/{site_key}"
+
+    def ping(self, site_key: str) -> list[int]:
+        """WooCommerce's ping on saving a webhook: form body ``webhook_id=N``, no signature; status per POST."""
+        return [self._post(url, f"webhook_id={webhook_id}".encode(),
+                           {"Content-Type": "application/x-www-form-urlencoded", "User-Agent": WEBHOOK_USER_AGENT})
+                for webhook_id, url, _ in self.subscriptions.get(site_key, [])]
+
+    def deliver(self, site_key: str, topic: str, payload: dict[str, Any], *,
+                delivery_id: str | None = None) -> list[tuple[str, str, int]]:
+        """POST one webhook to each subscription of ``site_key``.
+
+        Returns:
+            ``(topic, delivery_id, status_code)`` per POST (status 0: lost, refused or timed out).
+        """
+        event = WebhookEvent(topic, payload, delivery_id or str(int(_digest(topic, repr(payload))[:10], 16)))
+        return self._send(site_key, event)
+
+    def deliver_changes(self, site_key: str, since: datetime, until: datetime) -> list[tuple[str, str, int]]:
+        """Send the webhooks of every change of ``site_key``'s orders in ``[since, until)``, oldest first."""
+        results: list[tuple[str, str, int]] = []
+        for event in self.events(site_key, since, until):
+            results += self._send(site_key, event)
+        return results
+
+    def events(self, site_key: str, since: datetime, until: datetime) -> list[WebhookEvent]:
+        """The webhooks of the changes in ``[since, until)``: order.created for an order's first version,
+        order.updated for each later one. Delivery ids are deterministic per (order, version, topic)."""
+        out: list[tuple[tuple[Any, ...], WebhookEvent]] = []
+        for order in self.emu.source.orders_for(site_key):
+            if order.created_at >= until:
+                break  # orders_for is sorted by created_at
+            for index, version in enumerate(order.versions):
+                if version.at >= until:
+                    break
+                if version.at < since:
+                    continue
+                topic = "order.created" if index == 0 else "order.updated"
+                payload = render_order(order, version, site_url=self.site_url(site_key), zone=self.emu.zone)
+                delivery = str(int(_digest(site_key, order.external_id, str(index), topic)[:10], 16))
+                key = (version.at, int(order.external_id) if order.external_id.isdigit() else 0, index)
+                out.append((key, WebhookEvent(topic, payload, delivery)))
+        return [event for _, event in sorted(out, key=lambda pair: pair[0])]
+
+    def _send(self, site_key: str, event: WebhookEvent) -> list[tuple[str, str, int]]:
+        # wp_json_encode: ASCII with \u escapes, no spaces.
+        body = json.dumps(event.payload, separators=(",", ":")).encode()
+        results = []
+        for webhook_id, url, secret in self.subscriptions.get(site_key, []):
+            fault = self.emu.faults.take(f"webhook:{event.topic}", WEBHOOK_FAULTS)
+            kind = fault.kind if fault else None
+            if kind == "webhook_lost":
+                results.append((event.topic, event.delivery_id, 0))
+                continue
+            signature = webhook_signature(body, secret + "-forged" if kind == "webhook_forged" else secret)
+            resource, _, action = event.topic.partition(".")
+            headers = {"Content-Type": "application/json", "User-Agent": WEBHOOK_USER_AGENT,
+                       "X-WC-Webhook-Source": self.site_url(site_key) + "/", "X-WC-Webhook-Topic": event.topic,
+                       "X-WC-Webhook-Resource": resource, "X-WC-Webhook-Event": action,
+                       "X-WC-Webhook-Signature": signature, "X-WC-Webhook-ID": str(webhook_id),
+                       "X-WC-Webhook-Delivery-ID": event.delivery_id}
+            for _ in range(2 if kind == "webhook_redeliver" else 1):
+                results.append((event.topic, event.delivery_id, self._post(url, body, headers)))
+        return results
+
+    def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        try:
+            return requests.post(url, data=body, headers=headers, timeout=self.timeout).status_code
+        except requests.RequestException as exc:
+            log.info("woocommerce webhook to %s not delivered: %s", url, exc)
+            return 0

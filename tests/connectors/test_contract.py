@@ -9,7 +9,7 @@ from connectors.landing import LandingStore
 from connectors.registry import streams_for
 from orderhub import clock
 from orderhub.config import load_settings
-from pipelines import amazon, shopify, woocommerce  # noqa: F401 - register normalizers
+from pipelines import amazon, feed, shopify, woocommerce  # noqa: F401 - register normalizers
 from pipelines.common import normalize_batches
 from sandbox.server import Sandbox
 from tests.e2e.helpers import expected
@@ -60,7 +60,8 @@ def test_first_sync_then_second_sync_from_state(sandbox, key, tmp_path) -> None:
     edge = {oid for oid in exp.inflight if oid.split(":")[1] == key}
     assert len(want - edge) <= first <= len(want | edge) and first > 0
     got = _landed_ids(landing, settings, store.channel, key)
-    assert set(got) <= want | edge and len(got) >= len(want) - sum(
+    # An order that changed at the window's edge may or may not be in this sync (exp.inflight).
+    assert set(got) <= want | edge and len(got) >= len(want - edge) - sum(
         1 for o in exp.defective.values() if o.store == key and o.defect == "missing_id"
     )
     second = sum(sync_stream(s, landing).records for s in streams_for(store))
