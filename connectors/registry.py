@@ -7,7 +7,9 @@ from typing import Any
 
 from connectors.base import Stream
 
-CHANNELS = ("amazon", "shopify", "woocommerce", "feed")
+CHANNELS = ("amazon", "shopify", "woocommerce", "feed", "storefront")
+# Channels whose saved payloads `orderhub import` takes (a crawled storefront has no saved-response format).
+IMPORTABLE = ("amazon", "shopify", "woocommerce", "feed")
 
 
 def streams_for(store: Any) -> list[Stream]:
@@ -19,6 +21,6 @@ def streams_for(store: Any) -> list[Stream]:
 
 def importer(channel: str) -> Any:
     """The ``import_files`` function of a channel."""
-    if channel not in CHANNELS:
-        raise ValueError(f"no importer for channel {channel!r}; choose one of {', '.join(CHANNELS)}")
+    if channel not in IMPORTABLE:
+        raise ValueError(f"no importer for channel {channel!r}; choose one of {', '.join(IMPORTABLE)}")
     return import_module(f"connectors.{channel}.importer").import_files

@@ -14,10 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from connectors.amazon.config import AmazonStore
 from connectors.feed.config import FeedStore
 from connectors.shopify.config import ShopifyStore
+from connectors.storefront.config import StorefrontStore
 from connectors.woocommerce.config import WooCommerceStore
 from orderhub.errors import ConfigError
 
-StoreConfig = Annotated[AmazonStore | ShopifyStore | WooCommerceStore | FeedStore, Field(discriminator="channel")]
+StoreConfig = Annotated[AmazonStore | ShopifyStore | WooCommerceStore | FeedStore | StorefrontStore, Field(discriminator="channel")]
 
 CONFIG_NAME = "orderhub.toml"
 

@@ -14,7 +14,7 @@ from dedupe.identity import resolve_customers
 from dedupe.mirrors import resolve_mirrors
 from orderhub import clock
 from orderhub.config import Settings
-from pipelines import amazon, feed, shopify, woocommerce  # noqa: F401 - importing registers the normalizers
+from pipelines import amazon, feed, shopify, storefront, woocommerce  # noqa: F401 - importing registers the normalizers
 from pipelines.common import normalize_batches
 from warehouse.db import Warehouse
 

@@ -9,7 +9,7 @@ from connectors.landing import LandingStore
 from connectors.registry import streams_for
 from orderhub import clock
 from orderhub.config import load_settings
-from pipelines import amazon, feed, shopify, woocommerce  # noqa: F401 - register normalizers
+from pipelines import amazon, feed, shopify, storefront, woocommerce  # noqa: F401 - register normalizers
 from pipelines.common import normalize_batches
 from sandbox.server import Sandbox
 from tests.e2e.helpers import expected
