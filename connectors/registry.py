@@ -6,6 +6,7 @@ from importlib import import_module
 from typing import Any
 
 from connectors.base import Stream
+from orderhub.errors import ConfigError
 
 CHANNELS = ("amazon", "shopify", "woocommerce", "feed", "storefront")
 # Channels whose saved payloads `orderhub import` takes (a crawled storefront has no saved-response format).
@@ -22,5 +23,6 @@ def streams_for(store: Any) -> list[Stream]:
 def importer(channel: str) -> Any:
     """The ``import_files`` function of a channel."""
     if channel not in IMPORTABLE:
-        raise ValueError(f"no importer for channel {channel!r}; choose one of {', '.join(IMPORTABLE)}")
+        raise ConfigError(f"orderhub import takes saved payloads of {', '.join(IMPORTABLE)}, not {channel!r}"
+                          + (" (a storefront is crawled: run `orderhub sync --store KEY`)" if channel == "storefront" else ""))
     return import_module(f"connectors.{channel}.importer").import_files
