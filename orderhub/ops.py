@@ -104,7 +104,7 @@ def push_shopify_tags(settings: Settings) -> list[Any]:
     from crm import schema
     from crm.store import CrmStore
 
-    stores = [s for s in enabled_stores(settings, None) if s.channel == "shopify" and getattr(s, "push_tags", False)]
+    stores = [s for s in enabled_stores(settings, None) if s.channel == "shopify" and s.push_tags]
     if not stores:
         return []
     crm = CrmStore(settings.crm_database_url)

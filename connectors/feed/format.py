@@ -84,13 +84,21 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8-sig") if data.startswith(b"\xef\xbb\xbf") else data.decode("utf-8")
 
 
-def _parse_csv(body: bytes) -> Parsed:
-    out = Parsed()
+def _whole_lines(body: bytes, out: Parsed) -> tuple[str | None, bytes]:
+    """The text of the body's whole lines and the bytes after its last newline; None (with ``out.error``)
+    when the lines are not UTF-8."""
     head, tail = _split_tail(body)
     try:
-        text = _decode(head)
+        return _decode(head), tail
     except UnicodeDecodeError as exc:
         out.error = f"not UTF-8 text ({exc}); save the file as UTF-8"
+        return None, tail
+
+
+def _parse_csv(body: bytes) -> Parsed:
+    out = Parsed()
+    text, tail = _whole_lines(body, out)
+    if text is None:
         return out
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
@@ -142,11 +150,8 @@ def _csv_tail(tail: bytes, header: list[str]) -> tuple[dict[str, str] | None, st
 
 def _parse_jsonl(body: bytes) -> Parsed:
     out = Parsed()
-    head, tail = _split_tail(body)
-    try:
-        text = _decode(head)
-    except UnicodeDecodeError as exc:
-        out.error = f"not UTF-8 text ({exc}); save the file as UTF-8"
+    text, tail = _whole_lines(body, out)
+    if text is None:
         return out
     for n, line in enumerate(text.split("\n"), start=1):
         if not line.strip():

@@ -94,19 +94,24 @@ class Reply:
 
 
 class SeenDeliveries:
-    """The webhook ids landed for one store (SQLite), and the lock under which a delivery lands.
+    """The delivery ids landed for one store (SQLite), and the lock under which a delivery lands.
 
     Args:
         path: the SQLite file.
         landing: where the store's ``webhooks`` batches are, to recover ids a crash left unrecorded.
         store_key: the store's key.
+        channel: the store's channel (where its ``webhooks`` batches land).
+        id_key: the manifest meta key that holds a batch's delivery id.
     """
 
-    def __init__(self, path: Path, landing: LandingStore, store_key: str) -> None:
+    def __init__(self, path: Path, landing: LandingStore, store_key: str, *, channel: str = CHANNEL,
+                 id_key: str = "webhook_id") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._landing = landing
         self._store = store_key
+        self._channel = channel
+        self._id_key = id_key
         self._lock = threading.Lock()
         # Used only under self._lock; isolation_level=None: transactions are explicit (BEGIN IMMEDIATE).
         self._con = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
@@ -127,13 +132,13 @@ class SeenDeliveries:
         with self._lock, self._write():
             empty = self._con.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 0
             if empty:
-                manifests: Iterable[Manifest] = self._landing.manifests(CHANNEL, self._store, STREAM)
+                manifests: Iterable[Manifest] = self._landing.manifests(self._channel, self._store, STREAM)
             else:
-                latest = self._landing.latest_manifest(CHANNEL, self._store, STREAM)
+                latest = self._landing.latest_manifest(self._channel, self._store, STREAM)
                 manifests = [latest] if latest else []
             for manifest in manifests:
-                if manifest.meta.get("webhook_id"):
-                    self._record(str(manifest.meta["webhook_id"]), manifest)
+                if manifest.meta.get(self._id_key):
+                    self._record(str(manifest.meta[self._id_key]), manifest)
 
     @contextmanager
     def _write(self) -> Iterator[None]:
@@ -165,15 +170,15 @@ class SeenDeliveries:
                 try:
                     self._recover_unlocked()
                 except (OSError, sqlite3.Error):
-                    log.warning("shopify %s: webhook ids could not be recovered now; they are on the next start",
-                                self._store)
+                    log.warning("%s %s: webhook ids could not be recovered now; they are on the next start",
+                                self._channel, self._store)
                 raise
 
     def _recover_unlocked(self) -> None:
-        latest = self._landing.latest_manifest(CHANNEL, self._store, STREAM)
-        if latest is not None and latest.meta.get("webhook_id"):
+        latest = self._landing.latest_manifest(self._channel, self._store, STREAM)
+        if latest is not None and latest.meta.get(self._id_key):
             with self._write():
-                self._record(str(latest.meta["webhook_id"]), latest)
+                self._record(str(latest.meta[self._id_key]), latest)
 
     def __contains__(self, webhook_id: object) -> bool:
         with self._lock:

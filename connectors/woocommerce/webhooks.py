@@ -84,32 +84,6 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme.lower(), parts.netloc.lower()
 
 
-class _SeenDeliveries(SeenDeliveries):
-    """Shopify's seen-ids file, reading the ids a crash left unrecorded from WooCommerce manifests.
-
-    The base recovers from the ``shopify`` channel and ``meta.webhook_id``; these two methods are that code
-    with the channel and the meta key (``delivery_id``) changed.
-    """
-
-    def _recover(self) -> None:
-        with self._lock, self._write():
-            empty = self._con.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 0
-            if empty:
-                manifests: Iterable[Manifest] = self._landing.manifests(CHANNEL, self._store, STREAM)
-            else:
-                latest = self._landing.latest_manifest(CHANNEL, self._store, STREAM)
-                manifests = [latest] if latest else []
-            for manifest in manifests:
-                if manifest.meta.get("delivery_id"):
-                    self._record(str(manifest.meta["delivery_id"]), manifest)
-
-    def _recover_unlocked(self) -> None:
-        latest = self._landing.latest_manifest(CHANNEL, self._store, STREAM)
-        if latest is not None and latest.meta.get("delivery_id"):
-            with self._write():
-                self._record(str(latest.meta["delivery_id"]), latest)
-
-
 class WooCommerceWebhookReceiver(WebhookReceiver):
     """An HTTP server that verifies WooCommerce webhook deliveries and lands each one once.
 
@@ -160,7 +134,8 @@ class WooCommerceWebhookReceiver(WebhookReceiver):
                 register_secret(secret)
                 self._woo_stores[store.key], self._secrets[store.key] = store, secret
                 where = state / store.key if state is not None else Path(str(local)) / CHANNEL / store.key / STREAM
-                self._seen[store.key] = _SeenDeliveries(where / SEEN_FILE, landing, store.key)
+                self._seen[store.key] = SeenDeliveries(where / SEEN_FILE, landing, store.key, channel=CHANNEL,
+                                                      id_key="delivery_id")
             self._server = shopify_webhooks._Server((host, port), _Handler)
         except BaseException:
             self._close_seen()
