@@ -78,6 +78,22 @@ class Stream(ABC):
         next(iter(self.pages({"since": clock.now().isoformat()})), None)
 
 
+def cursor_as_of(cursor: dict[str, Any] | None) -> datetime | None:
+    """The time up to which a stream's cursor says everything was read, or None when it cannot say.
+
+    API streams keep it as ``since`` (their window's end); a crawl or a snapshot feed, which read
+    whatever was there when they ran, keep ``as_of`` (per URL for a list of feed URLs: the oldest).
+    """
+    if not cursor:
+        return None
+    if cursor.get("since") or cursor.get("as_of"):
+        return datetime.fromisoformat(cursor.get("since") or cursor["as_of"])
+    urls = [u.get("as_of") for u in (cursor.get("urls") or {}).values()]
+    if urls and all(urls):
+        return min(datetime.fromisoformat(u) for u in urls)
+    return None
+
+
 def sync_stream(stream: Stream, landing: LandingStore, *, meta: dict[str, Any] | None = None) -> SyncResult:
     """Run one stream from its landed state, landing every page as one batch with its cursor."""
     state = landing.state(stream.channel, stream.store.key, stream.name)

@@ -21,6 +21,8 @@ from rich.console import Console
 
 from orderhub import clock
 
+API_CHANNELS = ("amazon", "shopify", "woocommerce")
+
 
 def _land(n_orders: int, home: Path, console: Console | None) -> dict[str, Any]:
     from connectors.landing import LandingStore
@@ -30,7 +32,9 @@ def _land(n_orders: int, home: Path, console: Console | None) -> dict[str, Any]:
 
     started = time.perf_counter()
     now = clock.now()
-    business = generate(seed=1, orders=n_orders, days=365, stores=list(DEFAULT_STORES), start=now,
+    # The API channels: a crawl's HTML and a feed's export layout need their store configs, not just landing.
+    stores = [s for s in DEFAULT_STORES if s.channel in API_CHANNELS]
+    business = generate(seed=1, orders=n_orders, days=365, stores=stores, start=now,
                         future_days=0)
     generated = time.perf_counter()
     landing = LandingStore(home / "landing")

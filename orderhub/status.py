@@ -7,10 +7,10 @@ able to look while flows run. Processing leaves per-store counters in ``status.j
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from connectors.base import cursor_as_of
 from orderhub import clock
 from orderhub.config import Settings
 from orderhub.ops import landing_store
@@ -40,9 +40,10 @@ def record_process_result(settings: Settings, result: Any) -> None:
 
 
 def _behind(cursor: dict[str, Any] | None) -> str | None:
-    if not cursor or not cursor.get("since"):
+    as_of = cursor_as_of(cursor)
+    if as_of is None:
         return None
-    seconds = (clock.now() - datetime.fromisoformat(cursor["since"])).total_seconds()
+    seconds = (clock.now() - as_of).total_seconds()
     if seconds < 120:
         return f"{seconds:.0f}s"
     if seconds < 7200:
@@ -66,7 +67,7 @@ def store_status(settings: Settings) -> list[dict[str, Any]]:
         rows.append({
             "channel": channel, "store": store, "stream": stream,
             "last_sync": latest.landed_at if latest else None,
-            "cursor": (latest.cursor or {}).get("since") if latest else None,
+            "cursor": as_of.isoformat() if latest and (as_of := cursor_as_of(latest.cursor)) else None,
             "behind": _behind(latest.cursor if latest else None),
             "batches": len(manifests),
             "landed": sum(m.records for m in manifests),

@@ -25,10 +25,11 @@ _MONEY = ("subtotal", "discount", "shipping", "tax", "total", "refunded")
 
 @dataclass(frozen=True)
 class StoreSpec:
-    """One sandbox store (a Shopify shop, an Amazon seller in one marketplace, a WooCommerce site).
+    """One sandbox store (a Shopify shop, an Amazon seller in one marketplace, a WooCommerce site, a storefront
+    admin site scraped for want of an API, or an order feed).
 
     Attributes:
-        channel: ``amazon``, ``shopify`` or ``woocommerce``.
+        channel: ``amazon``, ``shopify``, ``woocommerce``, ``storefront`` or ``feed``.
         key: the store key, as in ``orderhub.toml`` (e.g. ``acme-us``).
         currency: ISO 4217 currency of the store's orders.
         country: ISO 3166-1 alpha-2 country of most of its customers.

@@ -1,4 +1,5 @@
-"""Seeded generator of a realistic multichannel business (Shopify, Amazon, WooCommerce) with its ground truth.
+"""Seeded generator of a realistic multichannel business (Shopify, Amazon, WooCommerce, a scraped storefront
+and an order feed) with its ground truth.
 
 ``generate(start=...)`` returns a :class:`~sandbox.business.Business`: people who buy on several
 channels under different e-mails, phone formats, typos and address abbreviations; Amazon relay
@@ -60,9 +61,15 @@ DEFAULT_STORES: list[StoreSpec] = [
     StoreSpec("amazon", "amz-us", "USD", "US", marketplace_id="ATVPDKIKX0DER", seller_id="A1SELLER", weight=0.30),
     StoreSpec("amazon", "amz-ca", "CAD", "CA", marketplace_id="A2EUQ1WTGCTBG2", seller_id="A1SELLER", weight=0.12),
     StoreSpec("woocommerce", "woo-shop", "GBP", "GB", weight=0.15),
+    # A self-built German shop with admin pages only (scraped), and a marketplace's order export feed.
+    StoreSpec("storefront", "laden-de", "EUR", "DE", weight=0.06),
+    StoreSpec("feed", "market-gb", "GBP", "GB", weight=0.05),
 ]
 DEFECTS = ("missing_id", "bad_total", "bad_date", "unknown_currency", "negative_quantity", "missing_lines")
-CHANNELS = ("amazon", "shopify", "woocommerce")
+CHANNELS = ("amazon", "shopify", "woocommerce", "storefront", "feed")
+# Defects a channel can show. A web page always has its order id in the URL and one currency for the
+# whole shop, so a scraped storefront shows only bad values and missing items; other defects turn into these.
+CHANNEL_DEFECTS = {"storefront": ("bad_total", "bad_date", "negative_quantity", "missing_lines")}
 
 MIRROR_RATE = 0.05  # share of mirror-eligible Amazon orders a Shopify import app copies
 REPLACEMENT_RATE = 0.006  # Amazon replacement orders (IsReplacementOrder) per Amazon order
@@ -474,6 +481,10 @@ def generate(
     kinds = [DEFECTS[k % len(DEFECTS)] for k in range(len(defective))]
     rng.shuffle(kinds)
     defect_of = dict(zip(defective, kinds, strict=True))
+    for n, i in enumerate(defective):
+        allowed = CHANNEL_DEFECTS.get(specs[slots[i][1]].channel)
+        if allowed is not None and defect_of[i] not in allowed:
+            defect_of[i] = allowed[n % len(allowed)]
 
     made: list[Order] = []
     keys_of: dict[int, object] = {}

@@ -27,8 +27,17 @@ SHOPIFY_CLIENT_ID = "sandbox-dev-dashboard-app"
 SHOPIFY_CLIENT_SECRET = "shpss_sandbox_app_secret"
 WOO_KEY_PREFIX = "ck_sandbox_"
 WOO_SECRET_PREFIX = "cs_sandbox_"
+STOREFRONT_USER = "admin"
+STOREFRONT_PASSWORD = "sandbox-admin-password"  # opens only the local sample site
 
 DEFAULT_RATES = {"EUR": "1.08", "GBP": "1.27", "CAD": "0.73", "MXN": "0.058", "JPY": "0.0067", "AUD": "0.66"}
+
+
+def _toml(value: Any) -> str:
+    """A TOML value: JSON's strings, numbers, booleans and arrays are TOML too; a dict is an inline table."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
 
 
 class _Source:
@@ -77,7 +86,8 @@ class Sandbox:
         home: the orderhub home the sandbox serves (its clock and config live there).
         seed, orders, days: generator parameters.
         speed: rate-limit speed-up of the emulators (1.0 = the channels' real budgets).
-        ports: fixed ports (amazon, shopify, woocommerce) for a long-running sandbox; 0 = free ports.
+        ports: fixed ports (amazon, shopify, woocommerce, feed, storefront) for a long-running sandbox;
+            0 = free ports.
         write_config: write ``orderhub.toml`` for the sandbox stores (kept if it exists and is not a sandbox one).
     """
 
@@ -89,7 +99,7 @@ class Sandbox:
         orders: int = 3000,
         days: int = 90,
         speed: float = 1.0,
-        ports: tuple[int, int, int] = (0, 0, 0),
+        ports: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0),
         write_config: bool = True,
     ) -> None:
         self.home = Path(home)
@@ -105,7 +115,9 @@ class Sandbox:
     def start(self) -> Sandbox:
         """Generate (deterministically), start the emulators and write the config."""
         from sandbox.emulators.amazon import AmazonEmulator
+        from sandbox.emulators.feed import FeedEmulator, market_export
         from sandbox.emulators.shopify import ShopifyEmulator
+        from sandbox.emulators.storefront import StorefrontEmulator
         from sandbox.emulators.woocommerce import WooCommerceEmulator
         from sandbox.generator import DEFAULT_STORES, generate
 
@@ -123,6 +135,12 @@ class Sandbox:
         amazon = [s for s in self.stores if s.channel == "amazon"]
         shopify = [s for s in self.stores if s.channel == "shopify"]
         woo = [s for s in self.stores if s.channel == "woocommerce"]
+        [laden] = [s for s in self.stores if s.channel == "storefront"]  # the sample site serves one shop
+        feed = FeedEmulator(speed=self.speed)
+        for spec in self.stores:
+            if spec.channel == "feed":
+                orders = self.business.orders_for(spec.key)
+                feed.export(f"{spec.key}.csv", lambda orders=orders: market_export(orders, clock.now()))
         emulators = {
             "amazon": AmazonEmulator(
                 source,
@@ -143,6 +161,11 @@ class Sandbox:
                 source,
                 sites={s.key: (WOO_KEY_PREFIX + s.key, WOO_SECRET_PREFIX + s.key) for s in woo},
                 speed=self.speed,
+            ),
+            "feed": feed,
+            "storefront": StorefrontEmulator(
+                self.business.orders_for(laden.key), username=STOREFRONT_USER, password=STOREFRONT_PASSWORD,
+                timezone="Europe/Berlin",
             ),
         }
         for (name, emulator), port in zip(emulators.items(), self.ports, strict=True):
@@ -207,6 +230,22 @@ class Sandbox:
                     "consumer_key": WOO_KEY_PREFIX + spec.key, "consumer_secret": WOO_SECRET_PREFIX + spec.key,
                     "currency": spec.currency,
                 })
+            elif spec.channel == "storefront":
+                out.append({
+                    "channel": "storefront", "key": spec.key, "url": url, "username": STOREFRONT_USER,
+                    "password": STOREFRONT_PASSWORD, "profile": "sample_shop", "currency": spec.currency,
+                    "timezone": "Europe/Berlin", "locale": "de_DE",
+                    # A loopback site answers in milliseconds: AutoThrottle starts quicker than on the web.
+                    "start_delay": 0.05,
+                })
+            elif spec.channel == "feed":
+                from sandbox.emulators.feed import MARKET_COLUMNS, MARKET_STATUSES
+
+                out.append({
+                    "channel": "feed", "key": spec.key, "source": [f"{url}/feeds/{spec.key}.csv"],
+                    "currency": spec.currency, "mapping": MARKET_COLUMNS,
+                    "statuses": {label: status for status, label in MARKET_STATUSES.items()},
+                })
         return out
 
     def _write_config(self) -> None:
@@ -236,7 +275,7 @@ class Sandbox:
         ]
         for store in self.store_configs():
             lines.append("[[stores]]")
-            lines.extend(f"{key} = {json.dumps(value)}" for key, value in store.items())
+            lines.extend(f"{key} = {_toml(value)}" for key, value in store.items())
             lines.append("")
         tmp = path.with_suffix(".tmp")
         tmp.write_text("\n".join(lines), encoding="utf-8")

@@ -7,9 +7,10 @@ nothing and a restart goes on from the last landed cursor. The cursor remembers 
   per content: the same name with another sha256 (it was rewritten) is a new version and is taken
   again. Names that left the folder are dropped from the cursor, so it stays as small as the
   folder (every manifest repeats it); move taken files away to keep it short.
-- URL: ``{"urls": {url: {"etag", "last_modified", "sha256"}}}``: the validators of the version
-  last landed, sent back as ``If-None-Match`` / ``If-Modified-Since``; a 304, or a 200 whose
-  body has the sha256 already landed (a server without validators), lands nothing.
+- URL: ``{"urls": {url: {"etag", "last_modified", "sha256", "as_of"}}}``: the validators of the
+  version last landed, sent back as ``If-None-Match`` / ``If-Modified-Since``, and when the URL was
+  last asked; a 304, or a 200 whose body has the sha256 already landed (a server without
+  validators), lands no file, only an empty batch that moves ``as_of``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from connectors.feed.config import FeedStore
 from connectors.feed.format import EXTENSIONS, KINDS, count_orders, detect_format, parse
 from connectors.http import HttpClient, RetryPolicy
 from connectors.landing import Part
+from orderhub import clock
 from orderhub.errors import ConfigError, FatalError
 
 log = logging.getLogger(__name__)
@@ -109,8 +111,10 @@ class UrlStream(Stream):
     def pages(self, state: dict[str, Any] | None) -> Iterator[Page]:
         """One page per URL whose file changed since the version last landed."""
         seen: dict[str, dict[str, Any]] = {u: dict(v) for u, v in ((state or {}).get("urls") or {}).items()}
+        landed = False
         for url in self.store.urls:
             last = seen.get(url, {})
+            as_of = clock.now().isoformat()  # the file holds what its publisher had written by now
             headers = {}
             if last.get("etag"):
                 headers["If-None-Match"] = last["etag"]
@@ -118,6 +122,7 @@ class UrlStream(Stream):
                 headers["If-Modified-Since"] = last["last_modified"]
             resp = self.http.request("GET", url, headers=headers)
             if resp.status_code == 304:
+                seen[url] = {**last, "as_of": as_of}
                 continue
             if resp.status_code != 200:
                 raise FatalError(f"feed {self.store.key}: {url} answered {resp.status_code}, expected 200 or 304",
@@ -125,10 +130,13 @@ class UrlStream(Stream):
             body = resp.content
             sha = hashlib.sha256(body).hexdigest()
             etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
-            seen[url] = {"etag": etag, "last_modified": modified, "sha256": sha}
+            seen[url] = {"etag": etag, "last_modified": modified, "sha256": sha, "as_of": as_of}
             if last.get("sha256") == sha:
-                continue  # same bytes under new validators: nothing new to land (the cursor moves with the next page)
+                continue  # same bytes under new validators: nothing new to land
+            landed = True
             yield Page([feed_part(url, body, self.store, etag=etag, last_modified=modified)], {"urls": dict(seen)})
+        if not landed and seen != (state or {}).get("urls"):
+            yield Page([], {"urls": dict(seen)})  # nothing new: an empty batch records when that was checked
 
     def check(self) -> None:
         """Every URL answers (a HEAD would do, but not every static host allows it)."""

@@ -178,7 +178,7 @@ class StorefrontSpider(scrapy.Spider):
             if fields.get(name) is None:
                 self._missing(f"detail.fields.{name}", detail.fields.get(name, "<not in profile>"), response.url)
         rows = response.css(detail.lines.row)
-        if not rows:
+        if not rows and (detail.lines.container is None or not response.css(detail.lines.container)):
             self._missing("detail.lines.row", detail.lines.row, response.url)
         lines = []
         for row in rows:

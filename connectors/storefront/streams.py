@@ -1,7 +1,9 @@
 """The storefront order stream: one crawl per run, landed as one JSON Lines part.
 
-The cursor is ``{"last_updated": ISO UTC, "ids_at": [...]}``: the newest last-updated value seen
-on the order list, and the orders listed at exactly that instant. The next crawl walks the list
+The cursor is ``{"last_updated": ISO UTC, "ids_at": [...], "as_of": ISO UTC}``: the newest
+last-updated value seen on the order list, the orders listed at exactly that instant, and when the
+crawl started (``orderhub status`` shows how far behind that is; a crawl that found nothing new lands
+an empty batch that moves only ``as_of``). The next crawl walks the list
 newest first and stops at rows older than ``last_updated``; rows at that instant are taken again
 unless already in ``ids_at`` (an inclusive bound without re-landing, STYLE.md 3). The cursor only
 moves with a landed batch, so a failed crawl (any error of runner.crawl) leaves it where it was.
@@ -52,9 +54,11 @@ class OrdersStream(Stream):
 
     def pages(self, state: dict[str, Any] | None) -> Iterator[Page]:
         """One page holding every changed order, or none when nothing changed."""
+        as_of = clock.now().isoformat()  # every change before the crawl started is on the list it reads
         result = crawl(self.spec(state), self.store.password.get())
         self.last = result
         if not result.items:
+            yield Page([], {**(state or {}), "as_of": as_of})
             return
         fmt = self.profile.format
         request = {"url": self.store.url, "profile": self.profile.name, "cursor": state,
@@ -62,7 +66,7 @@ class OrdersStream(Stream):
                               "timezone": self.store.timezone, "currency": self.store.currency,
                               "statuses": fmt.statuses, "payment_statuses": fmt.payment_statuses}}
         part = Part(KIND, result.body, len(result.items), request, ext="jsonl")
-        yield Page([part], next_cursor(result.items, state))
+        yield Page([part], {**next_cursor(result.items, state), "as_of": as_of})
 
     def check(self) -> None:
         """A crawl that stops at the list's first page (nothing is newer than now)."""

@@ -6,6 +6,10 @@ with a last-updated column; ``/admin/orders/{id}`` shows one order in awkward ma
 (``1.234,50 €``), dates in the shop's time zone (``27.11.2026 14:05``), line items in a nested table,
 an "Ausverkauft" badge inside the price cell. Admin pages without a session redirect to the login.
 
+A malformed order (``order.defect``) renders the way a buggy shop shows it: ``bad_total`` doubles the
+decimal part (``1.234,50,50 €``), ``bad_date`` an impossible order date, ``negative_quantity`` a first line
+of ``-1``, ``missing_lines`` an empty items table.
+
 Faults beyond the generic ones: ``session_expired`` (every session ends, the page redirects to the
 login form) and ``layout_changed`` (the page renders with renamed CSS classes); set
 ``layout_changed = True`` to rename them on every page.
@@ -177,22 +181,28 @@ class StorefrontEmulator(Emulator):
             + (f"<span class=\"{c('ship-line2')}\">{esc(addr.line2)}</span><br>" if addr.line2 else "")
             + f"<span class=\"{c('ship-zip')}\">{esc(addr.postal_code)}</span> <span class=\"{c('ship-city')}\">{esc(addr.city)}</span><br>"
             f"<span class=\"{c('ship-country')}\">{esc(addr.country)}</span>")
+        defect = order.defect
         lines = []
-        for i, line in enumerate(order.lines):
+        for i, line in enumerate([] if defect == "missing_lines" else order.lines):
+            quantity = -1 if defect == "negative_quantity" and i == 0 else line.quantity
             badge = f" <span class=\"badge {c('soldout')}\">Ausverkauft</span>" if i % 3 == 1 else ""
             lines.append(
                 f"<tr class=\"{c('item')}\"><td class=\"{c('sku')}\">{esc(line.sku)}</td><td class=\"{c('title')}\">{esc(line.title)}</td>"
-                f"<td class=\"{c('qty')}\">{line.quantity}</td>"
+                f"<td class=\"{c('qty')}\">{quantity}</td>"
                 f"<td class=\"{c('price')}\"><table class=\"price-box\"><tbody><tr><td><span class=\"{c('amount')}\">"
                 f"{money(line.unit_price)}</span>{badge}</td></tr></tbody></table></td>"
                 f"<td class=\"{c('line-discount')}\">{money(line.discount)}</td><td class=\"{c('line-tax')}\">{money(line.tax)}</td>"
                 f"<td class=\"{c('line-total')}\">{money(line.total)}</td></tr>")
+        created = "31.02.2024 25:61" if defect == "bad_date" else self._date(order.created_at)
+        total = money(order.total)
+        if defect == "bad_total":
+            total = total.replace("\xa0", f",{total.split(',')[-1][:2]}\xa0", 1)  # 1.234,50 € -> 1.234,50,50 €
         refunded = f"<tr><th>Erstattet</th><td class=\"{c('refunded')}\">{money(version.refunded)}</td></tr>" if version.refunded else ""
         body = (
             f"<div class=\"{c('order-detail')}\" data-order-id=\"{order.external_id}\">"
             f"<h1>Bestellung <span class=\"{c('order-number')}\">{esc(order.order_number)}</span></h1>"
             f"<table class=\"{c('meta')}\"><tbody>"
-            f"<tr><th>Bestellt am</th><td class=\"{c('created')}\">{self._date(order.created_at)}</td></tr>"
+            f"<tr><th>Bestellt am</th><td class=\"{c('created')}\">{created}</td></tr>"
             f"<tr><th>Zuletzt geändert</th><td class=\"{c('changed')}\">{self._date(version.at, seconds=True)}</td></tr>"
             f"<tr><th>Status</th><td><span class=\"{c('status')}\">{STATUS_LABELS[version.status]}</span></td></tr>"
             f"<tr><th>Zahlung</th><td><span class=\"{c('payment')}\">{PAYMENT_LABELS[version.payment_status]}</span></td></tr>"
@@ -207,6 +217,6 @@ class StorefrontEmulator(Emulator):
             f"<tr><th>Rabatt</th><td class=\"{c('discount')}\">{money(order.discount)}</td></tr>"
             f"<tr><th>Versand</th><td class=\"{c('shipping')}\">{money(order.shipping)}</td></tr>"
             f"<tr><th>MwSt.</th><td class=\"{c('tax')}\">{money(order.tax)}</td></tr>"
-            f"<tr><th>Gesamt</th><td class=\"{c('total')}\"><strong>{money(order.total)}</strong></td></tr>"
+            f"<tr><th>Gesamt</th><td class=\"{c('total')}\"><strong>{total}</strong></td></tr>"
             f"{refunded}</tbody></table></div>")
         return self._page(f"Bestellung {order.order_number}", body)

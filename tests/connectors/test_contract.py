@@ -25,7 +25,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory):
     clock.use_offset_file(None)
 
 
-STORE_KEYS = ["acme-us", "acme-eu", "amz-us", "amz-ca", "woo-shop"]
+STORE_KEYS = ["acme-us", "acme-eu", "amz-us", "amz-ca", "woo-shop", "laden-de", "market-gb"]
 
 
 def _store(settings, key):

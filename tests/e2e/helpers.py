@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from itertools import combinations
 from typing import Any
 
+from connectors.base import cursor_as_of
 from connectors.landing import LandingStore
 from orderhub import clock
 
@@ -19,9 +20,9 @@ def cutoffs(landing: LandingStore) -> dict[tuple[str, str], datetime]:
     for channel, store, stream in landing.streams():
         if stream != "orders":
             continue
-        state = landing.state(channel, store, stream)
-        if state and state.get("since"):
-            out[(channel, store)] = datetime.fromisoformat(state["since"])
+        as_of = cursor_as_of(landing.state(channel, store, stream))
+        if as_of is not None:
+            out[(channel, store)] = as_of
     return out
 
 

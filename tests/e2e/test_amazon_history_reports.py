@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from datetime import timedelta
@@ -33,7 +34,7 @@ def test_a_backfill_through_reports_then_incremental_syncs_match_the_truth(tmp_p
         for store in {tuple(r.marketplaces) for r in reports}:
             mine = [r for r in reports if tuple(r.marketplaces) == store]
             assert all(r.end - r.start <= timedelta(days=30) for r in mine)
-            assert all(a.end >= b.start for a, b in zip(mine, mine[1:]))  # windows touch or overlap
+            assert all(a.end >= b.start for a, b in itertools.pairwise(mine))  # windows touch or overlap
             assert len(mine) == math.ceil((mine[-1].end - mine[0].start) / timedelta(days=30))
         assert sb.emulator("amazon").requests["createReport"] == len(reports) >= 3 * len(amazon)
         ops.process(settings)

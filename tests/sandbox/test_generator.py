@@ -63,7 +63,7 @@ def test_size_and_window(business: Business) -> None:
 
 def test_default_stores_shape() -> None:
     keys = {s.key: s for s in DEFAULT_STORES}
-    assert set(keys) == {"acme-us", "acme-eu", "amz-us", "amz-ca", "woo-shop"}
+    assert set(keys) == {"acme-us", "acme-eu", "amz-us", "amz-ca", "woo-shop", "laden-de", "market-gb"}
     assert keys["amz-us"].seller_id == keys["amz-ca"].seller_id == "A1SELLER"
     assert (keys["amz-us"].marketplace_id, keys["amz-ca"].marketplace_id) == ("ATVPDKIKX0DER", "A2EUQ1WTGCTBG2")
     assert (keys["acme-eu"].currency, keys["woo-shop"].currency, keys["amz-ca"].currency) == ("EUR", "GBP", "CAD")
