@@ -217,13 +217,13 @@ def sandbox_up(
     seed: int = 42,
     days: int = 90,
     speed: Annotated[float, typer.Option(help="rate-limit speed-up (1 = the channels' real budgets)")] = 1.0,
-    port: Annotated[int, typer.Option(help="first of three ports (amazon, shopify, woocommerce)")] = 8701,
+    port: Annotated[int, typer.Option(help="first of five ports (amazon, shopify, woocommerce, feed, storefront)")] = 8701,
 ) -> None:
     """Start the sandbox in the foreground and write orderhub.toml for it; Ctrl-C stops it."""
     from sandbox.server import Sandbox
 
     root = _home(home)
-    sb = Sandbox(root, seed=seed, orders=orders, days=days, speed=speed, ports=(port, port + 1, port + 2)).start()
+    sb = Sandbox(root, seed=seed, orders=orders, days=days, speed=speed, ports=tuple(port + i for i in range(5))).start()  # type: ignore[arg-type]
     for name, server in sb.servers.items():
         console.print(f"{name:12s} {server.url}")
     console.print(f"config written to {root / 'orderhub.toml'}; in another shell: orderhub run")

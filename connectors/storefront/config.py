@@ -17,7 +17,7 @@ class StorefrontStore(BaseModel):
         url: the site root, e.g. ``https://shop.example.com``.
         username: the admin login.
         password: the admin password (``env:NAME`` or ``prefect:block``).
-        profile: a TOML profile path, a bundled profile name (``sample_shop``) or an inline table.
+        profile: a TOML or YAML profile path, a bundled profile name (``sample_shop``) or an inline table.
         currency: ISO 4217 currency of the shop's amounts.
         timezone: IANA zone the shop writes its dates in.
         locale: the shop's locale, e.g. ``de_DE`` (documentation; the profile's separators parse amounts).
