@@ -169,3 +169,22 @@ def test_unmapped_status_and_bad_amount_are_quarantined_with_every_reason(site, 
     n = _normalized(landing, store)
     (reason,) = n.quarantine["reason"].to_list()
     assert "status 'Verloren' is not mapped" in reason and "total 'zwölf €'" in reason
+
+
+def test_malformed_orders_on_the_site_are_quarantined_and_the_crawl_goes_on(site, tmp_path) -> None:
+    # A buggy shop: no items on one order (the items table is there, empty), an impossible date,
+    # a total with two decimal parts, a quantity of -1. Each order is quarantined with its reason.
+    for order, defect in zip(site.orders[:4], ("missing_lines", "bad_date", "bad_total", "negative_quantity"),
+                             strict=True):
+        order.defect = defect
+    store = store_for(site.url)
+    landing = LandingStore(tmp_path / "landing")
+    assert _sync(store, landing) == 45
+    n = _normalized(landing, store)
+    reasons = dict(zip(n.quarantine["external_id"].to_list(), n.quarantine["reason"].to_list(), strict=True))
+    ids = [o.external_id for o in site.orders[:4]]
+    assert set(reasons) == set(ids) and n.orders.height == 41
+    assert "no line items" in reasons[ids[0]]
+    assert "31.02.2024 25:61" in reasons[ids[1]]
+    assert "total" in reasons[ids[2]] and "decimal ','" in reasons[ids[2]]
+    assert "quantity" in reasons[ids[3]]
