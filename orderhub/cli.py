@@ -318,6 +318,21 @@ def bench_pipeline(
         sys.stdout.write(json.dumps(result, indent=1) + "\n")
 
 
+@bench_app.command("crawl")
+def bench_crawl(
+    orders: Annotated[int, typer.Option(help="orders on the sample storefront site")] = 500,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Crawl the sample storefront admin site with AutoThrottle on; orders per second."""
+    from orderhub.bench_crawl import crawl_speed
+
+    result = crawl_speed(orders)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=1) + "\n")
+    else:
+        console.print_json(json.dumps(result))
+
+
 @bench_app.command("api-time")
 def bench_api_time(
     channel: Annotated[str, typer.Option(help="the channel to price: amazon or shopify")] = "amazon",

@@ -68,3 +68,12 @@ def test_bench_api_time_for_shopify_prices_paging_against_a_bulk_operation(tmp_p
     assert out["calls"]["bulk"]["bulkOperationRunQuery"] == 1 and "orders" not in out["calls"]["bulk"]
     assert out["cost_points"]["bulk"] < out["cost_points"]["paged"] / 10  # the bulk file costs next to nothing
     assert out["query_cost_per_100_orders"] == round(out["cost_points"]["paged"] / n * 100, 1)
+
+
+def test_bench_crawl_reports_the_crawl_speed_of_the_sample_site(tmp_path) -> None:
+    result = _orderhub(tmp_path, "bench", "crawl", "--orders", "30", "--json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["orders"] == 30 and out["requests"] > 30  # login, list pages and one detail page per order
+    assert abs(out["orders_per_s"] - 30 / out["crawl_s"]) < 0.1 * out["orders_per_s"]  # crawl_s is rounded
+    assert out["autothrottle"] == {"target_concurrency": 4.0, "start_delay_s": 0.25}
