@@ -14,7 +14,7 @@ from typing import Any
 
 from orderhub import clock
 
-USER, PASSWORD = "admin", "bench-admin-password"  # noqa: S105 - the loopback sample site's login
+USER, PASSWORD = "admin", "bench-admin-password"
 
 
 def crawl_speed(n_orders: int) -> dict[str, Any]:
