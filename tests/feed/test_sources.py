@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from connectors.base import sync_stream
 from connectors.feed.config import FeedStore
 from connectors.feed.streams import FolderStream, UrlStream
 from connectors.landing import LandingStore
@@ -189,3 +190,26 @@ def test_url_half_written_file_then_the_whole_file(tmp_path, feed_server) -> Non
     assert any("last line is cut off" in r for r in out.quarantine["reason"])
     assert sync(store, landing).batches == 1  # the whole file has another ETag
     assert set(normalized(landing, settings).orders["external_id"]) == {"F-1001", "F-1002", "F-1003"}
+
+
+def test_url_5xx_and_a_stalled_server_are_retried_then_a_clear_error_lands_nothing(tmp_path, feed_server) -> None:
+    from connectors.http import HttpClient, RetryPolicy
+    from orderhub.errors import OrderhubError
+
+    emulator, server = feed_server
+    emulator.put("o.csv", to_csv())
+    store = FeedStore(key="web", source=f"{server.url}/feeds/o.csv")
+    landing = LandingStore(tmp_path / "landing")
+    quick = RetryPolicy(max_attempts=3, base_delay=0.01)
+    emulator.faults.add("503")
+    emulator.faults.add("timeout", stall=1.0)
+    stream = UrlStream(store, http=HttpClient("feed", timeout=0.3, policy=quick))
+    result = sync_stream(stream, landing)  # a 503, then a stall past the timeout, then the file
+    assert result.records == 3 and [kind for kind, _ in emulator.faults.injected] == ["503", "timeout"]
+    emulator.put("o.csv", to_csv(ORDERS[:1]))
+    emulator.faults.add("500", times=3)  # every attempt fails: a clear error, nothing lands, the cursor stays
+    before = landing.state("feed", "web", "orders")
+    with pytest.raises(OrderhubError, match="500"):
+        sync_stream(UrlStream(store, http=HttpClient("feed", timeout=0.3, policy=quick)), landing)
+    assert landing.state("feed", "web", "orders") == before
+    assert sync(store, landing).records == 1  # the next run takes the new version
