@@ -51,7 +51,7 @@ from sandbox.accounts import Accounts, Shown
 from sandbox.business import Business, StoreSpec, Truth
 from sandbox.catalog import money, price_point, scaled, tax_rate
 from sandbox.model import Address, Line, Order, Version
-from sandbox.people import Profile, make_person, recipient
+from sandbox.people import Profile, make_people, recipient
 
 __all__ = ["DEFAULT_STORES", "DEFECTS", "Business", "StoreSpec", "Truth", "generate"]
 
@@ -129,8 +129,7 @@ class _Builder:
         for spec in self.stores:
             weights[spec.country] = weights.get(spec.country, 0.0) + spec.weight
         countries = rng.choices(list(weights), list(weights.values()), k=count)
-        taken: set[str] = set()
-        self.profiles = [make_person(rng, i + 1, country, self.seed, taken) for i, country in enumerate(countries)]
+        self.profiles = make_people(rng, countries, self.seed)
         counts = [self._order_count(rng) for _ in range(count)]
         # Bring the total to ``sales`` through the repeat buyers, so the ~60% one-time share holds
         # (count <= sales, so there is always someone to take an order from).
@@ -304,7 +303,7 @@ class _Builder:
         shown = self.accounts.show(profile, store, spec, masked=masked, marketplace=marketplace)
         ship_to = shown.ship_to
         if not masked and rng.random() < GIFT_RATE:
-            ship_to = recipient(rng, profile.person.country, self.seed)
+            ship_to = recipient(rng, profile.person.country, self.seed, self.profiles, profile)
         lines = self._lines(spec, ship_to, profile.segment == "vip")
         shipping, coupon = self._charges(spec, lines, marketplace)
         order = Order(

@@ -6,7 +6,8 @@ ship-to country is the phone's country, and an international format written with
 instead of ``+`` uses the prefix of the store's country (``001 415 ...`` in a German shop, ``011 49 ...``
 in a US one); so parse with the ship-to country as the default region and, if that gives no valid
 number, with the store's country. Every e-mail string an order shows (except Amazon relay addresses)
-is listed in ``Person.emails``.
+is listed in ``Person.emails``. A rendered name may use a nickname of the first name (Bill for William,
+Sepp for Josef): the truth keeps the given name.
 """
 
 from __future__ import annotations
@@ -34,6 +35,75 @@ _DOTLESS = frozenset({"gmail.com", "googlemail.com"})
 # International call prefixes (ITU-T E.164 Annex); "00" everywhere else.
 _IDD = {"US": "011 ", "CA": "011 ", "AU": "0011 ", "JP": "010 "}
 _PLUS_TAGS = ("shop", "orders", "amazon", "online", "promo")
+
+NICKNAME_RATE = 0.05  # share of renderings of a first name that has nicknames which use one
+
+
+def _names(table: str) -> dict[str, tuple[str, ...]]:
+    """``"William: Bill Will; Robert: Bob"`` -> {"William": ("Bill", "Will"), "Robert": ("Bob",)}."""
+    out: dict[str, tuple[str, ...]] = {}
+    for entry in table.split(";"):
+        given, _, nicks = entry.partition(":")
+        for name in given.split("/"):
+            out[name.strip()] = tuple(nicks.split())
+    return out
+
+
+# The sandbox's own nickname tables (the product resolves nicknames with a separate library, so the
+# generator cannot hide its mistakes by sharing a table with dedupe/).
+_EN_NICKNAMES = _names("""
+    William: Bill Will Billy Liam; Robert: Bob Rob Bobby; Elizabeth: Liz Beth Betty Lizzie;
+    Katherine/Catherine/Kathryn: Kate Katie Cathy Kathy; Michael: Mike Mikey; James: Jim Jimmy Jamie;
+    Richard: Rick Rich Dick; Thomas: Tom Tommy; Joseph: Joe Joey; Christopher: Chris Kit; Daniel: Dan Danny;
+    Matthew/Mathew: Matt; Jennifer: Jen Jenny; Margaret: Maggie Peggy Meg; Alexander: Alex Xander;
+    Anthony/Antony: Tony; Nicholas: Nick Nicky; Patricia: Pat Trish Patty; Susan: Sue Susie; Edward: Ed Ted Eddie;
+    Benjamin: Ben Benny; Samuel: Sam Sammy; Jonathan/Johnathan: Jon Johnny; Andrew: Andy Drew;
+    Steven/Stephen: Steve; Timothy: Tim Timmy; John: Jack Johnny; David: Dave Davey; Charles: Charlie Chuck;
+    Barbara: Barb Babs; Jessica: Jess Jessie; Rebecca: Becky Becca; Deborah/Debra: Deb Debbie;
+    Kimberly/Kimberley: Kim; Christine/Christina: Chris Tina; Jacqueline: Jackie; Victoria: Vicky Tori;
+    Gregory: Greg; Jeffrey/Jeffery: Jeff; Kenneth: Ken Kenny; Ronald: Ron Ronnie; Donald: Don Donnie;
+    Douglas: Doug; Raymond: Ray; Lawrence: Larry; Gerald: Jerry Gerry; Frederick: Fred Freddie; Albert: Al Bert;
+    Peter: Pete; Zachary: Zach Zack; Joshua: Josh; Nathan/Nathaniel: Nate; Jacob: Jake; Dorothy: Dot Dottie;
+    Theodore: Ted Teddy Theo; Abigail: Abby Abbie; Samantha: Sam Sammy; Alexandra: Alex Lexi Sasha;
+    Stephanie: Steph Stephie; Melissa: Mel Missy; Cynthia: Cindy; Pamela: Pam; Sandra: Sandy; Kathleen: Kathy Kath;
+    Caroline: Carrie Caro; Allison/Alison: Ally Ali; Vincent: Vince Vinny; Leonard: Len Lenny Leo;
+    Philip/Phillip: Phil; Russell: Russ; Eugene: Gene; Harold: Harry Hal; Henry: Hank Harry; Walter: Walt Wally;
+    Arthur: Art Artie; Francis: Frank Fran; Frances: Fran Frankie; Nicole: Nikki; Natalie: Nat Talia;
+    Madison: Maddie; Madeline: Maddie; Olivia: Liv Livvy; Amanda: Mandy; Gabriel: Gabe; Gabrielle/Gabriela: Gabby;
+    Jeremy: Jerry; Kristopher: Kris; Kristina/Kristine: Kris Tina; Terence: Terry; Geoffrey: Geoff;
+    Angela: Angie; Judith: Judy Jude; Valerie: Val; Eleanor: Ellie Nell; Charlotte: Lottie Charlie;
+    Emily: Em Emmy; Penelope: Penny; Rosemary: Rosie; Suzanne: Suzy; Teresa/Theresa: Terri Tess;
+    Cameron: Cam; Mitchell: Mitch; Randall: Randy; Bradley: Brad; Dominic: Dom; Oliver: Ollie; Harriet: Hattie;
+    Mohammed/Mohammad: Mo; Malcolm: Mal; Raphael: Raf""")
+_DE_NICKNAMES = _names("""
+    Johannes/Johann: Hans Jo; Josef/Joseph: Sepp Seppi Jupp; Friedrich: Fritz Friedel; Katharina/Catharina: Kathi Katja;
+    Wolfgang: Wolf Wolfi; Alexander: Alex; Christian: Chris; Elisabeth/Elisabet: Lisa Liesel Elli;
+    Margarete/Margarethe: Grete Gretl; Maximilian: Max Maxi; Franziska: Franzi; Stefanie/Stephanie: Steffi;
+    Joachim: Achim Jochen; Matthias: Matze Hias; Michael: Michi Micha; Thomas: Tom Thomy; Andreas: Andi Andy;
+    Alexandra: Alex Sandra; Christina/Christine/Christiane: Tina Chrissi; Susanne: Susi Sanne; Sebastian: Basti;
+    Tobias: Tobi; Dominik: Domi; Ulrich: Uli; Bernhard: Bernd; Heinrich: Heinz Heini; Barbara: Babsi Bärbel;
+    Gabriele: Gabi Gaby; Manuela: Manu; Daniela: Dani; Johanna: Hanna Jo; Wilhelm: Willi Wim; Florian: Flo;
+    Benedikt: Bene; Valentin: Valle; Nikolaus: Klaus Niko; Leonhard: Leo; Cornelia: Conny; Theresa/Therese: Resi;
+    Walburga: Walli; Ludwig: Lutz Lu; Eberhard: Ebi; Konstantin: Konsti; Patrick: Paddy; Rudolf: Rudi;
+    Hubertus/Hubert: Hubsi; Ignaz: Naz; Gertrud/Gertraud: Trude; Hildegard: Hilde; Kunigunde: Kuni;
+    Dorothea/Dorothee: Doro Thea; Henriette: Jette; Caroline/Karoline: Caro Lina; Juliane/Juliana: Jule""")
+_OTHER_NICKNAMES = _names("""
+    José: Pepe Chepe; Francisco: Paco Pancho Kiko; Guadalupe: Lupe Lupita; Jesús: Chuy Chucho; Alejandro: Alex Ale;
+    Alejandra: Ale Alex; Roberto: Beto; Alberto: Beto; Guillermo: Memo; Eduardo/José Eduardo: Lalo; Ignacio: Nacho;
+    Enrique: Quique; Concepción: Conchita; Dolores: Lola; Rosario: Charo; Manuel: Manolo Manu; Margarita: Rita;
+    Katarzyna: Kasia; Małgorzata: Gosia; Krzysztof: Krzysiek; Wojciech: Wojtek; Aleksandra: Ola; Aleksander: Olek;
+    Bartłomiej: Bartek; Agnieszka: Aga; Elżbieta: Ela; Józef: Józek; Tomasz: Tomek; Michał: Michałek;
+    Grzegorz: Grzesiek; Stanisław: Staszek; Mateusz: Mati; Łukasz: Łuki; Jakub: Kuba; Jan: Janek;
+    Guillaume: Guy; Frédéric: Fred; Stéphane: Steph; Nathalie: Nat;
+    Véronique: Véro; Dominique: Dom; Christophe: Chris; Emmanuel: Manu; Emmanuelle: Manue; Catherine: Cathy;
+    Élisabeth: Babette Lisette; Alexandre: Alex; Mathieu: Math; Benoît: Ben; Sébastien: Seb; Isabelle: Isa;
+    Mehmet: Memo; Mustafa: Musti""")
+_NICKNAMES_BY_COUNTRY = {
+    "DE": {**_EN_NICKNAMES, **_OTHER_NICKNAMES, **_DE_NICKNAMES},
+    "AT": {**_EN_NICKNAMES, **_OTHER_NICKNAMES, **_DE_NICKNAMES},
+    "CH": {**_EN_NICKNAMES, **_OTHER_NICKNAMES, **_DE_NICKNAMES},
+}
+_NICKNAMES = {**_DE_NICKNAMES, **_OTHER_NICKNAMES, **_EN_NICKNAMES}
 
 
 def nfc(text: str) -> str:
@@ -150,8 +220,16 @@ def format_phone(rng: random.Random, phone: Phone, store_country: str, local: bo
     return rng.choice(intl)
 
 
+def nicknames(first: str, country: str) -> tuple[str, ...]:
+    """The nicknames people in ``country`` use for the given name ``first`` (() when it has none)."""
+    return _NICKNAMES_BY_COUNTRY.get(country, _NICKNAMES).get(first, ())
+
+
 def render_name(rng: random.Random, first: str, last: str, country: str) -> str:
-    """The person's name as typed into one account: mostly exact, sometimes folded, swapped or misspelt."""
+    """The person's name as typed into one account: mostly exact, sometimes a nickname, folded, swapped or misspelt."""
+    nicks = _NICKNAMES_BY_COUNTRY.get(country, _NICKNAMES).get(first)
+    if nicks and rng.random() < NICKNAME_RATE:
+        first = nicks[0] if len(nicks) == 1 or rng.random() < 0.5 else rng.choice(nicks)  # one nickname dominates
     roll = rng.random()
     if roll < 0.70:
         return f"{first} {last}"

@@ -3,6 +3,12 @@
 Faker is called only to fill small pools (a few hundred names per locale, cached per seed); people are
 combined from the pools with the generator's ``random.Random``. That keeps a million-order business
 fast and still reproducible, and it yields namesakes the way real customer bases have them.
+
+:func:`make_people` adds what makes identity resolution hard beyond per-record noise: households
+(``HOUSEHOLD_RATE`` of people share a home with another person, spouses mostly with the same
+surname, some with a shared landline), phone numbers a carrier gave to someone else before
+(``REUSED_PHONE_RATE``), and gifts that ship to another customer (``KNOWN_RECIPIENT_RATE`` of gifts).
+All of them are different persons in the truth.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import bisect
 import itertools
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -38,6 +45,14 @@ _GB_MOBILE = ("7400", "7412", "7432", "7448", "7500", "7512", "7534", "7712", "7
               "7778", "7800", "7801", "7810", "7825", "7850", "7867", "7890", "7900", "7904", "7911", "7930",
               "7950", "7960", "7970", "7984", "7999")
 _POOL = 500  # names per locale pool: enough variety, a bounded number of slow Faker calls
+# About one adult in eight shares a home with another adult who shops on their own account.
+HOUSEHOLD_RATE = 0.12  # share of persons living with another person of the business
+HOUSEHOLD_SURNAME_RATE = 0.6  # share of households that are couples with one surname
+HOUSEHOLD_LANDLINE_RATE = 0.4  # share of households that list one landline in both accounts
+# US carriers recycle ~35M numbers a year (FCC Reassigned Numbers Database, 47 CFR 52.103): some
+# customers hold a number an earlier customer gave.
+REUSED_PHONE_RATE = 0.01
+KNOWN_RECIPIENT_RATE = 0.35  # share of gifts shipped to someone who is a customer too
 
 
 def locale_for(country: str) -> str:
@@ -210,6 +225,9 @@ class Profile:
     variants: list[tuple[str, str]]  # (kind, e-mail) with ("main", ...) first
     segment: str = "one_time"
     stores: list[int] = field(default_factory=list)  # store indexes: primary first
+    city: places.City | None = None  # the curated city of ``home`` (phones get its area codes)
+    housemate: int | None = None  # index of the person sharing ``home`` (truth of a household)
+    phone_from: int | None = None  # index of the person who held ``phone_parts[0]`` before
 
 
 def _canon(email: str) -> str:
@@ -232,16 +250,23 @@ def _table(options: tuple[tuple[str, float], ...]) -> tuple[tuple[str, ...], tup
     return values, cumulative
 
 
-def make_person(rng: random.Random, index: int, country: str, seed: int, taken: set[str]) -> Profile:
+def make_person(rng: random.Random, index: int, country: str, seed: int, taken: set[str], *,
+                housemate: Profile | None = None, same_surname: bool = False) -> Profile:
     """A person living in ``country`` with one main e-mail and the variants they also use.
 
-    ``taken`` holds every mailbox already given to someone, so no two people share an inbox.
+    ``taken`` holds every mailbox already given to someone, so no two people share an inbox. A
+    ``housemate`` gives the person that one's home (and, with ``same_surname``, their surname).
     """
     locales, locale_weights = _table(NAME_LOCALES.get(country, ((locale_for(country), 1.0),)))
     locale = locales[bisect.bisect(locale_weights, rng.random() * locale_weights[-1])]
     pool = name_pool(locale, seed)
     first, last = rng.choice(pool.first), rng.choice(pool.last)
-    home, city = make_home(rng, country, locale, seed)
+    if housemate is None:
+        home, city = make_home(rng, country, locale, seed)
+    else:
+        home, city = housemate.home, housemate.city
+        if same_surname:
+            last = housemate.person.last_name
     domains, domain_weights = _table(places.EMAIL_DOMAINS.get(country, _OTHER_DOMAINS))
     domain = domains[bisect.bisect(domain_weights, rng.random() * domain_weights[-1])]
     local = noise.local_part(rng, first, last)
@@ -270,11 +295,80 @@ def make_person(rng: random.Random, index: int, country: str, seed: int, taken: 
         address=home.truth(f"{first} {last}"),
         country=country,
     )
-    return Profile(index, person, home, phones, variants)
+    return Profile(index, person, home, phones, variants, city=city)
 
 
-def recipient(rng: random.Random, country: str, seed: int) -> Address:
-    """Someone a gift is shipped to: a name and an address that belong to no customer."""
+def make_landline(rng: random.Random, country: str, city: places.City | None) -> Phone:
+    """A fixed-line number of a home in ``city`` (the city's area codes; a mobile where none are known)."""
+    if city is not None and city.area_codes and country in ("US", "CA", "DE", "GB"):
+        for _ in range(20):
+            area = rng.choice(city.area_codes)
+            phone = _number(rng, "1", area, 7) if country in ("US", "CA") else _number(
+                rng, "49" if country == "DE" else "44", area, 10 - len(area))
+            if phone is not None:
+                return phone
+    return make_phone(rng, country, city)
+
+
+def _set_phones(profile: Profile) -> None:
+    profile.person.phones = list(dict.fromkeys(p.e164 for p in profile.phone_parts))
+
+
+def make_people(rng: random.Random, countries: Sequence[str], seed: int) -> list[Profile]:
+    """People living in ``countries`` (one each, indexes from 1), with households and reused phone numbers.
+
+    A person joins the household of an earlier, still single person of the same country with a
+    probability that puts ``HOUSEHOLD_RATE`` of everyone in a two-person household; a few take over
+    the phone number of an earlier person of their country (``REUSED_PHONE_RATE``) who lives elsewhere.
+    """
+    taken: set[str] = set()
+    profiles: list[Profile] = []
+    single: dict[str, list[Profile]] = {}  # per country: people without a housemate yet
+    everyone: dict[str, list[Profile]] = {}
+    for i, country in enumerate(countries):
+        open_ = single.setdefault(country, [])
+        partner = None
+        if open_ and rng.random() < HOUSEHOLD_RATE / 2:
+            k = rng.randrange(len(open_))
+            partner = open_[k]
+            open_[k] = open_[-1]
+            open_.pop()
+        shared = partner is not None and rng.random() < HOUSEHOLD_SURNAME_RATE
+        profile = make_person(rng, i + 1, country, seed, taken, housemate=partner, same_surname=shared)
+        if partner is None:
+            open_.append(profile)
+        else:
+            profile.housemate, partner.housemate = partner.index, profile.index
+            if rng.random() < HOUSEHOLD_LANDLINE_RATE:
+                landline = make_landline(rng, country, profile.city)
+                for member in (partner, profile):
+                    member.phone_parts.append(landline)
+                    _set_phones(member)
+        earlier = everyone.setdefault(country, [])
+        if earlier and rng.random() < REUSED_PHONE_RATE:
+            before = earlier[rng.randrange(len(earlier))]
+            if before.home is not profile.home and before.person.last_name != profile.person.last_name:
+                profile.phone_parts[0] = before.phone_parts[0]
+                profile.phone_from = before.index
+                _set_phones(profile)
+        earlier.append(profile)
+        profiles.append(profile)
+    return profiles
+
+
+def recipient(rng: random.Random, country: str, seed: int, known: Sequence[Profile] = (),
+              buyer: Profile | None = None) -> Address:
+    """Someone a gift is shipped to in ``country``: mostly a stranger, sometimes another of ``known`` (not ``buyer``'s home).
+
+    A known recipient is shown the way a buyer would type a friend's name and address.
+    """
+    if known and rng.random() < KNOWN_RECIPIENT_RATE:
+        for _ in range(8):
+            other = known[rng.randrange(len(known))]
+            if other.person.country == country and other is not buyer and (buyer is None or other.home is not buyer.home):
+                person = other.person
+                name = noise.render_name(rng, person.first_name, person.last_name, country)
+                return noise.render_address(rng, other.home, name)
     options = NAME_LOCALES.get(country, ((locale_for(country), 1.0),))
     pool = name_pool(options[0][0], seed)
     home, _ = make_home(rng, country, options[0][0], seed)

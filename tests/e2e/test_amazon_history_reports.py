@@ -22,7 +22,7 @@ def test_a_backfill_through_reports_then_incremental_syncs_match_the_truth(tmp_p
     with Sandbox(tmp_path, orders=900, seed=13, speed=1000.0) as sb:
         config = tmp_path / CONFIG_NAME
         text = config.read_text(encoding="utf-8")
-        config.write_text(re.sub(r'(channel = "amazon"\n)', r'\1history = "reports"\n', text), encoding="utf-8")
+        config.write_text(re.sub(r'(channel = "amazon"\n)', r'\1history = "reports"\nreports_after_hours = 24\n', text), encoding="utf-8")
         settings = load_settings(tmp_path)
         amazon = [s.key for s in settings.stores if s.channel == "amazon"]
         assert amazon and all(s.history == "reports" for s in settings.stores if s.channel == "amazon")
@@ -38,7 +38,13 @@ def test_a_backfill_through_reports_then_incremental_syncs_match_the_truth(tmp_p
             assert len(mine) == math.ceil((mine[-1].end - mine[0].start) / timedelta(days=30))
         assert len(reports) >= 3 * len(amazon) and len({tuple(r.marketplaces) for r in reports}) == len(amazon)
         ops.process(settings)
-        sb.advance(0.2)  # hours later (under reports_after_hours): changes arrive through the Orders API
+        # Hours later (under reports_after_hours, 24 here), once some Amazon order has changed: changes arrive
+        # through the Orders API as full versions.
+        now = clock.now()
+        upcoming = min(v.at for o in sb.business.orders if o.channel == "amazon" for v in o.versions if v.at > now)
+        hours = max(0.2 * 24, (upcoming - now).total_seconds() / 3600 + 0.1)
+        assert hours < 24.0, "the sandbox business has no Amazon change within the Orders API window"
+        sb.advance(hours / 24)
         for key in amazon:
             ops.sync_store(settings, key)
         ops.process(settings)
