@@ -77,3 +77,27 @@ def test_bench_crawl_reports_the_crawl_speed_of_the_sample_site(tmp_path) -> Non
     assert out["orders"] == 30 and out["requests"] > 30  # login, list pages and one detail page per order
     assert abs(out["orders_per_s"] - 30 / out["crawl_s"]) < 0.1 * out["orders_per_s"]  # crawl_s is rounded
     assert out["autothrottle"] == {"target_concurrency": 4.0, "start_delay_s": 0.25}
+
+
+def test_customers_dedupe_writes_every_record_with_its_cluster(tmp_path) -> None:
+    from sandbox.people_records import write_people_csv
+
+    people, truth = write_people_csv(tmp_path / "people.csv", 1500, seed=4)
+    out = tmp_path / "clusters.csv"
+    result = _orderhub(tmp_path, "customers", "dedupe", "--input", str(people), "--output", str(out),
+                       "--review", str(tmp_path / "review.csv"))
+    assert result.returncode == 0, result.stderr
+    import polars as pl
+
+    from orderhub.bench_identity import scores
+
+    clusters = pl.read_csv(out, infer_schema=False)
+    given = pl.read_csv(people, infer_schema=False)
+    assert clusters["record_id"].to_list() == given["record_id"].to_list()  # every input record, in order
+    assert set(clusters.columns) == {"record_id", "cluster_id", "match_probability"}
+    s = scores(clusters, pl.read_csv(truth, infer_schema=False))
+    assert s["pairwise_precision"] >= 0.98 and s["clusters"] < given.height
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,name\n1,Ann\n", encoding="utf-8")
+    refused = _orderhub(tmp_path, "customers", "dedupe", "--input", str(bad), "--output", str(out))
+    assert refused.returncode == 2 and "record_id" in refused.stdout + refused.stderr

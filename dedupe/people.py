@@ -1,0 +1,794 @@
+"""Resolve people: one cluster per real person over customer records from any source.
+
+The pipeline (dedupe/PEOPLE.md explains each choice):
+
+1. **Normalize** every record (:func:`dedupe.normalize.normalize_people`). A gift record (the ship-to
+   name is not compatible with the buyer's) keeps its buyer but not the address: that belongs to the
+   recipient, so buyer and recipient never link through it.
+2. **Profiles**: records with the same normalized name, e-mail, phone, address and platform id are
+   one *profile* (rule ``identical``); everything after works on profiles, so a person's hundred
+   identical orders cost one row. A record with too little to go by stays its own profile.
+3. **Hub guard**: an e-mail, phone, platform id or address held by profiles with more than
+   ``hub_names`` distinct names (a warehouse, a company inbox, a placeholder phone) is evidence, not
+   a link: it makes no deterministic link and is left out of the probabilistic model.
+4. **Deterministic links**: the same normalized e-mail (an Amazon relay address only between Amazon
+   records) or the same platform customer id, unless the names say otherwise; the same phone with a
+   compatible name (a household's shared landline does not link two people).
+5. **Probabilistic links** with splink (Fellegi–Sunter, u by random sampling, m by EM, term-frequency
+   adjusted, DuckDB backend). One comparison per kind of evidence, so correlated fields are not
+   counted twice: the whole name (swapped order, nicknames, initials and typos as levels; "same
+   surname, other first name" is a level of its own), e-mail, phone, and the whole address
+   (street line, number, postcode and city in one comparison).
+6. **Decisions**: a pair at or above ``auto_merge`` links, unless its names are not compatible (a
+   household at one address is not a person); pairs between ``review`` and ``auto_merge`` go to the
+   review queue, with their per-field match weights.
+7. **Clusters**: must-links first, then deterministic links, then probabilistic links strongest first,
+   each merge refused if it would put a cannot-link pair into one cluster. Clusters with more profiles than
+   ``max_cluster_size``, or chains held together by single probabilistic links, are flagged.
+
+Every link carries its rule, its probability and the per-field match weights, so a cluster can be
+explained (``orderhub customers why``) and undone (cannot-link).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from dedupe.normalize import normalize_people
+from warehouse.frames import query_frame, registered
+
+log = logging.getLogger(__name__)
+
+# The input columns a record may have (record_id is required; the rest may be missing or null).
+INPUT_COLUMNS = ("record_id", "first_name", "last_name", "name", "email", "phone", "line1", "line2", "city",
+                 "region", "postal_code", "country")
+# Optional context columns orderhub passes (a stand-alone list has none).
+CONTEXT_COLUMNS = ("channel", "store", "store_country", "channel_customer_id", "ship_name")
+
+# Pairs two names must satisfy to be the same person: the same surname (exact, a typo, or one part
+# of a double name) and a compatible first name (equal, the same canonical name, an initial, a typo),
+# or the same set of name tokens in another order. {l}/{r} are the two sides' column prefixes.
+_NAMES_COMPATIBLE = """(
+    ({l}n_name_tokens = {r}n_name_tokens AND {l}n_name_tokens <> '')
+    OR ({same_last} AND ({same_first} OR {typo_first}))
+    OR ({typo_last} AND {same_first})
+)"""
+# The pieces, over {a} and {b} name columns (so that a swapped order can be tried with the same rules).
+_SAME_LAST = """({a}last = {b}last OR list_contains(string_split({a}last, '-'), {b}last)
+     OR list_contains(string_split({b}last, '-'), {a}last))"""
+_TYPO_LAST = """(least(length({a}last), length({b}last)) >= 3 AND damerau_levenshtein({a}last, {b}last) <= 1
+     OR (least(length({a}last), length({b}last)) >= 5 AND jaro_winkler_similarity({a}last, {b}last) >= 0.92))"""
+_SAME_FIRST = """({a}first = {b}first OR {a}canon = {b}canon
+     OR (length({a}first) = 1 AND {a}first = {b}initial) OR (length({b}first) = 1 AND {b}first = {a}initial))"""
+# A one-letter slip in a first name counts only for longer names: Mark and Mary are two people.
+_TYPO_FIRST = """(greatest(length({a}first), length({b}first)) >= 5 AND damerau_levenshtein({a}first, {b}first) <= 1)"""
+
+
+def names_compatible_sql(left: str = "a.", right: str = "b.") -> str:
+    """The SQL condition "these two normalized names can be one person" over two row prefixes.
+
+    The same surname (exact, one part of a double name) with a compatible first name (equal, the same
+    nickname canonical, an initial, or a one-letter slip in a name of five letters or more); or a
+    surname slip (one edit, or Jaro-Winkler >= 0.92 for long names) with the same first name; or the
+    same name tokens in any order; each also tried with one side's first and last name swapped.
+    """
+    def cols(prefix: str, swapped: bool) -> dict[str, str]:
+        first, last = ("n_last", "n_first") if swapped else ("n_first", "n_last")
+        return {"first": f"{prefix}{first}", "last": f"{prefix}{last}", "canon": f"{prefix}n_first_canon"
+                if not swapped else f"{prefix}n_last", "initial": f"{prefix}n_initial" if not swapped
+                else f"left({prefix}n_last, 1)"}
+
+    def rules(a: dict[str, str], b: dict[str, str]) -> str:
+        def fill(template: str) -> str:
+            out = template
+            for key in ("first", "last", "canon", "initial"):
+                out = out.replace("{a}" + key, a[key]).replace("{b}" + key, b[key])
+            return out
+        return _NAMES_COMPATIBLE.format(
+            l=left, r=right, same_last=fill(_SAME_LAST), same_first=fill(_SAME_FIRST),
+            typo_first=fill(_TYPO_FIRST), typo_last=fill(_TYPO_LAST))
+
+    straight = rules(cols(left, False), cols(right, False))
+    swapped = rules(cols(left, False), cols(right, True))
+    return f"({straight} OR {swapped})"
+
+
+@dataclass(frozen=True)
+class ResolveSettings:
+    """Thresholds and limits of one resolution run.
+
+    Attributes:
+        auto_merge: match probability at or above which a probabilistic pair links by itself.
+        review: match probability from which a pair that does not link goes to the review queue.
+        hub_names: a value shared by profiles with more distinct names than this is a hub.
+        max_key_profiles: a deterministic key shared by more profiles than this is a placeholder.
+        max_cluster_size: clusters with more distinct profiles than this are flagged.
+        u_max_pairs: random pairs sampled to estimate the u probabilities.
+        em_sample: share of records EM trains on (splink's record_sample_proportion).
+        threads: DuckDB threads (None = DuckDB's default, all cores).
+    """
+
+    auto_merge: float = 0.995
+    review: float = 0.80
+    hub_names: int = 3
+    max_key_profiles: int = 100
+    max_cluster_size: int = 12
+    u_max_pairs: float = 5e6
+    em_sample: float = 1.0
+    threads: int | None = None
+
+
+@dataclass
+class Resolution:
+    """What a resolution found.
+
+    Attributes:
+        clusters: ``record_id, cluster_id, match_probability, rule`` for every input record; the
+            probability is that of the strongest link holding the record in its cluster (1.0 for a
+            deterministic link, null alone).
+        links: ``left_id, right_id, rule, probability, weights`` of every link used or found
+            (record ids of each profile's first record; ``weights`` is JSON of per-field match weights).
+        review: ``left_id, right_id, probability, weights`` of pairs for a person to decide.
+        flags: ``cluster_id, reason`` of clusters to look at.
+        stats: counts and timings.
+        model: the trained splink model (settings JSON), for incremental runs.
+    """
+
+    clusters: pl.DataFrame
+    links: pl.DataFrame
+    review: pl.DataFrame
+    flags: pl.DataFrame
+    stats: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] | None = None
+
+
+LINK_SCHEMA = {"left_id": pl.String, "right_id": pl.String, "rule": pl.String, "probability": pl.Float64,
+               "weights": pl.String}
+
+
+def read_people_csv(path: Any) -> pl.DataFrame:
+    """A stand-alone people list (``orderhub customers dedupe --input``): every column read as text.
+
+    Raises:
+        ValueError: the file has no ``record_id`` column, or a record id is empty or repeated.
+    """
+    frame = pl.read_csv(path, infer_schema=False, encoding="utf8")
+    if "record_id" not in frame.columns:
+        raise ValueError(f"{path}: the first line must name the columns and one of them must be record_id "
+                         f"(found: {', '.join(frame.columns[:12])})")
+    empty = frame.filter(pl.col("record_id").is_null() | (pl.col("record_id").str.strip_chars() == ""))
+    if empty.height:
+        raise ValueError(f"{path}: {empty.height} rows have no record_id; every row needs one")
+    repeated = frame.filter(pl.col("record_id").is_duplicated())["record_id"].unique().head(5).to_list()
+    if repeated:
+        raise ValueError(f"{path}: record_id must be unique; repeated: {repeated}")
+    return frame.select([c for c in frame.columns if c in INPUT_COLUMNS])
+
+
+def _with_columns(records: pl.DataFrame) -> pl.DataFrame:
+    if "record_id" not in records.columns:
+        raise ValueError("records need a record_id column")
+    missing = [c for c in (*INPUT_COLUMNS, *CONTEXT_COLUMNS) if c not in records.columns]
+    out = records.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in missing)
+    return out.with_columns(pl.col("record_id").cast(pl.String))
+
+
+def prepare(records: pl.DataFrame) -> pl.DataFrame:
+    """Normalized records: input plus the ``n_*`` columns, gift addresses left out of linking."""
+    base = _with_columns(records)
+    if base["record_id"].n_unique() != base.height:
+        dupes = base.filter(pl.col("record_id").is_duplicated())["record_id"].unique().head(5).to_list()
+        raise ValueError(f"record_id must be unique; repeated: {dupes}")
+    n = normalize_people(base)
+    if "ship_name" in base.columns and base["ship_name"].null_count() < base.height:
+        n = _drop_gift_addresses(n)
+    return n
+
+
+_ADDRESS_COLUMNS = ("n_line", "n_number", "n_street", "n_unit", "n_postcode", "n_city")
+
+
+def _drop_gift_addresses(n: pl.DataFrame) -> pl.DataFrame:
+    """A ship-to name incompatible with the buyer's marks a gift: its address is not the buyer's."""
+    # Most orders ship to the buyer under the same spelling: only the others need a second look.
+    differs = pl.col("ship_name").is_not_null() & (
+        pl.col("ship_name").str.strip_chars().str.to_lowercase()
+        != pl.col("name").str.strip_chars().str.to_lowercase()).fill_null(True)
+    ships = normalize_people(
+        n.filter(differs).select("record_id", pl.col("ship_name").alias("name")).with_columns(
+            *(pl.lit(None, dtype=pl.String).alias(c) for c in INPUT_COLUMNS if c not in ("record_id", "name")))
+    ).select("record_id", *(pl.col(c).alias(f"s_{c}") for c in ("n_first", "n_last", "n_first_canon", "n_initial",
+                                                                  "n_name_tokens")))
+    con = duckdb.connect()
+    try:
+        con.register("a", n.select("record_id", "n_first", "n_last", "n_first_canon", "n_initial", "n_name_tokens"))
+        con.register("b", ships.rename({f"s_{c}": c for c in ("n_first", "n_last", "n_first_canon", "n_initial",
+                                                              "n_name_tokens")}))
+        gifts = query_frame(
+            con, f"SELECT a.record_id FROM a JOIN b USING (record_id) WHERE b.n_last IS NOT NULL "
+                 f"AND a.n_last IS NOT NULL AND NOT coalesce({names_compatible_sql()}, false)")
+    finally:
+        con.close()
+    gift = pl.col("record_id").is_in(gifts["record_id"].implode())
+    return n.with_columns(
+        gift.alias("n_gift"),
+        *(pl.when(gift).then(None).otherwise(pl.col(c)).alias(c) for c in _ADDRESS_COLUMNS),
+    )
+
+
+# -- profiles and keys ------------------------------------------------------------------------------
+_PROFILE_COLUMNS = ("n_first", "n_last", "n_first_canon", "n_initial", "n_name_tokens", "n_email", "n_email_relay",
+                    "n_phone", "n_line", "n_number", "n_street", "n_unit", "n_postcode", "n_city", "n_country")
+_COLS = ", ".join(_PROFILE_COLUMNS)
+# A record is grouped with identical ones only when it has a contact (e-mail or phone) or a name with
+# a street line; otherwise its record id is part of its signature and it stays alone.
+_SIGNATURE = f"""CASE WHEN n_email IS NOT NULL OR n_phone IS NOT NULL OR (n_last IS NOT NULL AND n_line IS NOT NULL)
+    THEN hash({_COLS}, channel, store, channel_customer_id) ELSE hash(record_id) END"""
+_KEYS = """
+SELECT DISTINCT profile, key, kind FROM (
+    SELECT unique_id AS profile, CASE WHEN n_email_relay THEN 'relay:' ELSE 'email:' END || n_email AS key,
+           'email' AS kind
+    FROM {src} WHERE n_email IS NOT NULL AND (NOT n_email_relay OR channel = 'amazon')
+    UNION ALL
+    SELECT unique_id, 'phone:' || n_phone, 'phone' FROM {src} WHERE n_phone IS NOT NULL
+    UNION ALL
+    SELECT unique_id, 'ck:' || channel || ':' || store || ':' || channel_customer_id, 'channel_customer'
+    FROM {src} WHERE channel_customer_id IS NOT NULL AND trim(channel_customer_id) NOT IN ('', '0')
+    UNION ALL
+    SELECT unique_id, 'address:' || n_country || ':' || n_postcode || ':' || n_line || ':' || coalesce(n_unit, ''),
+           'address'
+    FROM {src} WHERE n_line IS NOT NULL AND n_postcode IS NOT NULL
+)"""
+# Keys held by more distinct names than a person has, or by too many profiles: evidence, not links.
+_HUBS = """
+SELECT k.key, any_value(k.kind) AS kind, count(DISTINCT k.profile) AS profiles,
+       count(DISTINCT coalesce(p.n_first_canon, p.n_first, '') || ' ' || coalesce(p.n_last, '')) AS names
+FROM people_keys k JOIN people_profiles p ON p.unique_id = k.profile
+WHERE {where}
+GROUP BY k.key
+HAVING count(DISTINCT k.profile) > 1 AND (names > ? OR profiles > ?)"""
+# Deterministic pairs among the keys of {keys} (all keys, or the new profiles' keys against all).
+_DETERMINISTIC = """
+WITH k AS (SELECT * FROM people_keys WHERE kind <> 'address' AND key NOT IN (SELECT key FROM people_hubs)),
+pairs AS (
+    SELECT least(x.profile, y.profile) AS l, greatest(x.profile, y.profile) AS r, x.kind AS rule
+    FROM {keys} x JOIN k y ON x.key = y.key AND x.profile <> y.profile
+)
+SELECT DISTINCT ON (l, r) l AS "left", r AS "right", rule
+FROM pairs JOIN people_profiles a ON a.unique_id = l JOIN people_profiles b ON b.unique_id = r
+WHERE CASE WHEN rule = 'phone' THEN coalesce({compatible}, false) AND length(a.n_first) > 1 AND length(b.n_first) > 1
+           ELSE a.n_last IS NULL OR b.n_last IS NULL OR coalesce({compatible}, false) END
+ORDER BY l, r, CASE rule WHEN 'email' THEN 0 WHEN 'channel_customer' THEN 1 ELSE 2 END"""
+# The model's view of profiles: hub values and Amazon relay addresses left out.
+_MODEL_ROWS = """
+SELECT p.unique_id, p.n_first, p.n_last, p.n_first_canon, p.n_initial, nullif(p.n_name_tokens, '') AS n_name_tokens,
+       p.n_country, p.n_city,
+       p.n_postcode, p.n_unit,
+       CASE WHEN he.key IS NULL AND NOT coalesce(p.n_email_relay, false) THEN p.n_email END AS n_email,
+       CASE WHEN he.key IS NULL AND NOT coalesce(p.n_email_relay, false) THEN split_part(p.n_email, '@', 1)
+            END AS n_email_local,
+       CASE WHEN hp.key IS NULL THEN p.n_phone END AS n_phone,
+       CASE WHEN ha.key IS NULL THEN p.n_line END AS n_line,
+       CASE WHEN ha.key IS NULL THEN p.n_number END AS n_number,
+       CASE WHEN ha.key IS NULL THEN p.n_street END AS n_street
+FROM people_profiles p
+LEFT JOIN people_hubs he ON he.key = CASE WHEN p.n_email_relay THEN 'relay:' ELSE 'email:' END || p.n_email
+LEFT JOIN people_hubs hp ON hp.key = 'phone:' || p.n_phone
+LEFT JOIN people_hubs ha ON ha.key = 'address:' || p.n_country || ':' || p.n_postcode || ':' || p.n_line || ':'
+                                    || coalesce(p.n_unit, '')
+WHERE {where}"""
+
+
+# -- the probabilistic model --------------------------------------------------------------------------
+def _splink_settings(settings: ResolveSettings) -> Any:
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+    from splink import SettingsCreator, block_on
+
+    name = cl.CustomComparison(
+        output_column_name="name",
+        comparison_levels=[
+            cll.Or(cll.NullLevel("n_last"), cll.NullLevel("n_first")),
+            cll.And(cll.ExactMatchLevel("n_first"), cll.ExactMatchLevel("n_last")).configure(
+                tf_adjustment_column="n_last", label_for_charts="same first and last name"),
+            cll.CustomLevel("n_name_tokens_l = n_name_tokens_r", "same names, another order"),
+            cll.And(cll.ExactMatchLevel("n_last"), cll.Or(
+                cll.ExactMatchLevel("n_first_canon"), cll.JaroWinklerLevel("n_first", 0.9),
+                cll.CustomLevel("greatest(length(n_first_l), length(n_first_r)) >= 5 "
+                                "AND damerau_levenshtein(n_first_l, n_first_r) <= 1"))).configure(
+                tf_adjustment_column="n_last", label_for_charts="same surname, nickname or first-name typo"),
+            cll.And(cll.Or(cll.JaroWinklerLevel("n_last", 0.92), cll.DamerauLevenshteinLevel("n_last", 1)),
+                    cll.ExactMatchLevel("n_first_canon")).configure(label_for_charts="surname typo, same first name"),
+            cll.And(cll.ExactMatchLevel("n_last"), cll.CustomLevel(
+                "(length(n_first_l) = 1 AND n_first_l = n_initial_r) OR (length(n_first_r) = 1 AND n_first_r = n_initial_l)"
+            )).configure(label_for_charts="same surname, initial"),
+            cll.ExactMatchLevel("n_last").configure(label_for_charts="same surname, another first name"),
+            cll.ElseLevel(),
+        ],
+    )
+    # The same name-like local part at another domain (megan.smart@yahoo / megan.smart@btinternet) repeats
+    # the name comparison's evidence: it counts as no e-mail evidence at all, not as a second agreement.
+    name_like = ("n_email_local_l = n_email_local_r AND split_part(n_email_l, '@', 2) <> split_part(n_email_r, '@', 2) "
+                 "AND NOT regexp_matches(n_email_local_l, '[0-9]') "
+                 "AND contains(n_email_local_l, coalesce(n_last_l, '\x01'))")
+    email = cl.CustomComparison(
+        output_column_name="email",
+        comparison_levels=[
+            cll.Or(cll.NullLevel("n_email"), cll.CustomLevel(name_like)).configure(
+                is_null_level=True, label_for_charts="no e-mail, or the same name-like local part elsewhere"),
+            cll.ExactMatchLevel("n_email", term_frequency_adjustments=True),
+            # The same local part at another domain says more when it is not just the name (jsmith1987)
+            # than when it is (megan.smart@yahoo and megan.smart@btinternet are often two people).
+            cll.ExactMatchLevel("n_email_local").configure(label_for_charts="same distinctive local part, other domain"),
+            cll.CustomLevel("split_part(n_email_l, '@', 2) = split_part(n_email_r, '@', 2) "
+                            "AND jaro_winkler_similarity(n_email_local_l, n_email_local_r) >= 0.92",
+                            "same domain, local part slip"),
+            cll.ElseLevel(),
+        ],
+    )
+    phone = cl.CustomComparison(
+        output_column_name="phone",
+        comparison_levels=[
+            cll.NullLevel("n_phone"),
+            cll.ExactMatchLevel("n_phone", term_frequency_adjustments=True),
+            cll.CustomLevel("right(n_phone_l, 7) = right(n_phone_r, 7)", "same last 7 digits"),
+            cll.ElseLevel(),
+        ],
+    )
+    address = cl.CustomComparison(
+        output_column_name="address",
+        comparison_levels=[
+            cll.Or(cll.NullLevel("n_line"), cll.NullLevel("n_postcode")),
+            cll.And(cll.ExactMatchLevel("n_line"), cll.ExactMatchLevel("n_postcode"),
+                    cll.CustomLevel("n_unit_l IS NOT DISTINCT FROM n_unit_r")).configure(
+                label_for_charts="same street line, unit and postcode"),
+            cll.And(cll.ExactMatchLevel("n_number"), cll.ExactMatchLevel("n_postcode"),
+                    cll.JaroWinklerLevel("n_street", 0.88)).configure(
+                label_for_charts="same number and postcode, similar street"),
+            cll.And(cll.ExactMatchLevel("n_line"), cll.ExactMatchLevel("n_city")).configure(
+                label_for_charts="same street line and city"),
+            cll.ExactMatchLevel("n_postcode").configure(label_for_charts="same postcode"),
+            cll.ExactMatchLevel("n_city").configure(label_for_charts="same city"),
+            cll.ElseLevel(),
+        ],
+    )
+    return SettingsCreator(
+        link_type="dedupe_only",
+        comparisons=[name, email, phone, address],
+        blocking_rules_to_generate_predictions=blocking_rules(block_on),
+        retain_intermediate_calculation_columns=True,
+        retain_matching_columns=False,
+        probability_two_random_records_match=1e-6,
+        max_iterations=20,
+    )
+
+
+def blocking_rules(block_on: Any) -> list[Any]:
+    """The rules that choose which profile pairs the model scores (their comparison counts are in stats)."""
+    return [
+        block_on("n_email"),
+        block_on("n_phone"),
+        block_on("n_email_local", "n_last"),
+        block_on("n_last", "n_postcode"),
+        block_on("n_first_canon", "n_postcode"),
+        block_on("n_line", "n_postcode"),
+        block_on("n_first_canon", "n_last", "n_city"),
+        block_on("n_name_tokens", "n_country"),
+    ]
+
+
+def _train(linker: Any, settings: ResolveSettings) -> None:
+    from splink import block_on
+
+    linker.training.estimate_probability_two_random_records_match(
+        [block_on("n_email"), block_on("n_phone")], recall=0.6)
+    linker.training.estimate_u_using_random_sampling(max_pairs=settings.u_max_pairs, seed=1)
+    # EM twice, each blocked on what it does not train: names + address, then e-mail + phone.
+    linker.training.estimate_parameters_using_expectation_maximisation(
+        block_on("n_email"), record_sample_proportion=settings.em_sample)
+    linker.training.estimate_parameters_using_expectation_maximisation(
+        block_on("n_last", "n_postcode"), record_sample_proportion=settings.em_sample)
+
+
+# -- clusters -------------------------------------------------------------------------------------------
+class _Clusters:
+    """Union-find over node ids that refuses a merge joining a cannot-link pair."""
+
+    def __init__(self, cannot: Iterable[tuple[int, int]]) -> None:
+        self.parent: dict[int, int] = {}
+        self.size: dict[int, int] = {}
+        self.cannot: dict[int, set[int]] = {}
+        for a, b in cannot:
+            self.cannot.setdefault(a, set()).add(b)
+            self.cannot.setdefault(b, set()).add(a)
+        self.refused = 0
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(x, x) != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(self, a: int, b: int) -> bool:
+        """Merge the clusters of ``a`` and ``b``; False when already one or when a cannot-link forbids it."""
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return False
+        ca, cb = self.cannot.get(ra), self.cannot.get(rb)
+        if ca and any(self.find(x) == rb for x in ca):
+            self.refused += 1
+            return False
+        if self.size.get(ra, 1) < self.size.get(rb, 1):
+            ra, rb, ca, cb = rb, ra, cb, ca
+        self.parent[rb] = ra
+        self.size[ra] = self.size.get(ra, 1) + self.size.get(rb, 1)
+        if cb:
+            self.cannot.setdefault(ra, set()).update(cb)
+        return True
+
+
+_WEIGHT_COLUMNS = ("mw_name", "mw_email", "mw_phone", "mw_address")
+TF_COLUMNS = ("n_last", "n_email", "n_phone")  # the columns whose levels are term-frequency adjusted
+_PROFILE_TABLE = f"""
+CREATE TABLE IF NOT EXISTS people_profiles (
+    unique_id UINTEGER PRIMARY KEY, signature UBIGINT, first_record VARCHAR, records BIGINT, channel VARCHAR,
+    store VARCHAR, channel_customer_id VARCHAR, {", ".join(f"{c} {'BOOLEAN' if c == 'n_email_relay' else 'VARCHAR'}"
+                                                          for c in _PROFILE_COLUMNS)},
+    cluster_id VARCHAR)"""
+_TABLES = (
+    _PROFILE_TABLE,
+    "CREATE TABLE IF NOT EXISTS people_records (record_id VARCHAR PRIMARY KEY, profile UINTEGER)",
+    "CREATE TABLE IF NOT EXISTS people_keys (profile UINTEGER, key VARCHAR, kind VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS people_hubs (key VARCHAR PRIMARY KEY, kind VARCHAR, profiles BIGINT, names BIGINT)",
+    "CREATE TABLE IF NOT EXISTS people_model (model VARCHAR)",
+)
+_DROP = ("people_profiles", "people_records", "people_keys", "people_hubs", "people_model", "people_model_rows",
+         *(f"people_tf_{c}" for c in ("n_last", "n_email", "n_phone")))
+
+
+class PeopleIndex:
+    """Resolved people in DuckDB tables (``people_*``), resolved in full or grown by new records.
+
+    ``resolve`` clusters a whole population and trains the model; ``add`` resolves new records
+    against it with the trained model: deterministic keys are looked up, the model scores only pairs
+    with a new record, and only clusters that a new record touches can change, so its cost grows
+    with the new records, not with the history.
+
+    Args:
+        con: where the tables live (a DuckDB file keeps the index between runs; default: in memory).
+        settings: thresholds and limits.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection | None = None, settings: ResolveSettings | None = None) -> None:
+        self.con = con if con is not None else duckdb.connect()
+        self.settings = settings or ResolveSettings()
+        if self.settings.threads:
+            self.con.execute(f"SET threads = {int(self.settings.threads)}")
+
+    # -- full ---------------------------------------------------------------------------------------
+    def resolve(self, records: pl.DataFrame, *, must_link: Sequence[tuple[str, str]] = (),
+                cannot_link: Sequence[tuple[str, str]] = ()) -> Resolution:
+        """Cluster ``records`` from scratch (replacing the index) and train the model on them."""
+        from splink import Linker
+        from splink.internals.duckdb.database_api import DuckDBAPI
+
+        con, cfg = self.con, self.settings
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        n = prepare(records)
+        timings["normalize_s"] = time.perf_counter() - started
+        t = time.perf_counter()
+        for table in _DROP:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        for ddl in _TABLES:
+            con.execute(ddl)
+        with registered(con, "_pp_in", n):
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE _pp_sig AS
+                SELECT record_id, channel, store, channel_customer_id, {_COLS}, {_SIGNATURE} AS signature FROM _pp_in
+            """)
+        con.execute("""
+            INSERT INTO people_records
+            SELECT record_id, (dense_rank() OVER (ORDER BY signature) - 1)::UINTEGER FROM _pp_sig""")
+        con.execute(f"""
+            INSERT INTO people_profiles
+            SELECT r.profile, any_value(s.signature), min(s.record_id), count(*), any_value(s.channel),
+                   any_value(s.store), any_value(s.channel_customer_id),
+                   {", ".join(f"any_value(s.{c})" for c in _PROFILE_COLUMNS)}, NULL
+            FROM _pp_sig s JOIN people_records r USING (record_id) GROUP BY r.profile""")
+        con.execute("DROP TABLE _pp_sig")
+        con.execute("INSERT INTO people_keys " + _KEYS.format(src="people_profiles"))
+        con.execute("INSERT INTO people_hubs " + _HUBS.format(where="true"), [cfg.hub_names, cfg.max_key_profiles])
+        det = query_frame(con, _DETERMINISTIC.format(keys="people_keys", compatible=names_compatible_sql()))
+        timings["deterministic_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        con.execute("CREATE TABLE people_model_rows AS " + _MODEL_ROWS.format(where="true"))
+        db = DuckDBAPI(con)
+        linker = Linker(db.register("people_model_rows"), _splink_settings(cfg), log_level=logging.WARNING)
+        _train(linker, cfg)
+        model = linker.misc.save_model_to_json()
+        con.execute("INSERT INTO people_model VALUES (?)", [json.dumps(model)])
+        for column in TF_COLUMNS:  # kept, so that adding records does not recount the history
+            tf = linker.table_management.compute_tf_table(column)
+            con.execute(f"CREATE OR REPLACE TABLE people_tf_{column} AS SELECT * FROM {tf.physical_name}")
+        timings["train_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        pairs = _frame(linker.inference.predict(threshold_match_probability=min(cfg.review, 0.5)))
+        timings["predict_s"] = time.perf_counter() - t
+        result = self._decide(det, pairs, must_link, cannot_link, incremental=False)
+        result.model = model
+        self._stats(result, n.height, det.height, pairs.height, timings, started)
+        return result
+
+    # -- incremental --------------------------------------------------------------------------------
+    def add(self, records: pl.DataFrame, *, must_link: Sequence[tuple[str, str]] = (),
+            cannot_link: Sequence[tuple[str, str]] = ()) -> Resolution:
+        """Resolve new records against the index with its trained model (see the class docstring).
+
+        Returns the clusters of the new records and of every existing record whose cluster changed.
+        """
+        from splink import Linker
+        from splink.internals.duckdb.database_api import DuckDBAPI
+
+        con, cfg = self.con, self.settings
+        stored = con.execute("SELECT model FROM people_model").fetchall() if _exists(con, "people_model") else []
+        if not stored:
+            raise ValueError("the people index is empty: resolve a population in full before adding to it")
+        model = json.loads(stored[0][0])
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        n = prepare(records)
+        known = query_frame(con, "SELECT record_id FROM people_records WHERE record_id IN (SELECT unnest(?))",
+                            [n["record_id"].to_list()])
+        if known.height:
+            raise ValueError(f"records already in the index: {known['record_id'].head(5).to_list()}")
+        timings["normalize_s"] = time.perf_counter() - started
+        t = time.perf_counter()
+        base = int(con.execute("SELECT coalesce(max(unique_id) + 1, 0) FROM people_profiles").fetchall()[0][0])  # type: ignore[index]
+        with registered(con, "_pp_in", n):
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE _pp_sig AS
+                SELECT record_id, channel, store, channel_customer_id, {_COLS}, {_SIGNATURE} AS signature FROM _pp_in
+            """)
+        # Same signature as a known profile: that profile; else a new one, numbered after the known ones.
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _pp_new_records AS
+            WITH known AS (SELECT signature, min(unique_id) AS unique_id FROM people_profiles
+                           WHERE signature IN (SELECT signature FROM _pp_sig) GROUP BY signature),
+            fresh AS (SELECT signature, ({base} + dense_rank() OVER (ORDER BY signature) - 1)::UINTEGER AS unique_id
+                      FROM (SELECT DISTINCT signature FROM _pp_sig WHERE signature NOT IN (SELECT signature FROM known)))
+            SELECT s.record_id, coalesce(k.unique_id, f.unique_id) AS profile, k.unique_id IS NULL AS is_new
+            FROM _pp_sig s LEFT JOIN known k USING (signature) LEFT JOIN fresh f USING (signature)
+        """)
+        con.execute("INSERT INTO people_records SELECT record_id, profile FROM _pp_new_records")
+        con.execute(f"""
+            INSERT INTO people_profiles
+            SELECT r.profile, any_value(s.signature), min(s.record_id), count(*), any_value(s.channel),
+                   any_value(s.store), any_value(s.channel_customer_id),
+                   {", ".join(f"any_value(s.{c})" for c in _PROFILE_COLUMNS)}, NULL
+            FROM _pp_sig s JOIN _pp_new_records r USING (record_id) WHERE r.is_new GROUP BY r.profile""")
+        con.execute("""UPDATE people_profiles p SET records = p.records + x.n
+                       FROM (SELECT profile, count(*) AS n FROM _pp_new_records WHERE NOT is_new GROUP BY profile) x
+                       WHERE p.unique_id = x.profile""")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _pp_new AS SELECT * FROM people_profiles WHERE unique_id >= {base}")
+        con.execute("CREATE OR REPLACE TEMP TABLE _pp_new_keys AS " + _KEYS.format(src="_pp_new"))
+        con.execute("INSERT INTO people_keys SELECT * FROM _pp_new_keys")
+        # Hubs again for the keys the new profiles hold (a key can become one now).
+        con.execute("DELETE FROM people_hubs WHERE key IN (SELECT key FROM _pp_new_keys)")
+        con.execute("INSERT INTO people_hubs " + _HUBS.format(where="k.key IN (SELECT key FROM _pp_new_keys)"),
+                    [cfg.hub_names, cfg.max_key_profiles])
+        det = query_frame(con, _DETERMINISTIC.format(keys="_pp_new_keys", compatible=names_compatible_sql()))
+        timings["deterministic_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        con.execute("CREATE OR REPLACE TEMP TABLE _pp_new_rows AS " + _MODEL_ROWS.format(where=f"p.unique_id >= {base}"))
+        db = DuckDBAPI(con)
+        linker = Linker(db.register("people_model_rows"), model, log_level=logging.WARNING)
+        for column in TF_COLUMNS:
+            linker.table_management.register_term_frequency_lookup(db.register(f"people_tf_{column}"), column)
+        threshold = min(cfg.review, 0.5)
+        new_rows, old_rows = db.register("_pp_new_rows"), db.register("people_model_rows")
+        pairs = pl.concat([
+            _frame(linker.inference.predict_between(new_rows, old_rows, threshold_match_probability=threshold)),
+            _frame(linker.inference.predict_within(new_rows, threshold_match_probability=threshold)),
+        ], how="diagonal_relaxed")
+        con.execute("INSERT INTO people_model_rows SELECT * FROM _pp_new_rows")
+        timings["predict_s"] = time.perf_counter() - t
+        result = self._decide(det, pairs, must_link, cannot_link, incremental=True)
+        for table in ("_pp_sig", "_pp_new_records", "_pp_new", "_pp_new_keys", "_pp_new_rows"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        self._stats(result, n.height, det.height, pairs.height, timings, started)
+        return result
+
+    # -- decisions ----------------------------------------------------------------------------------
+    def _decide(self, det: pl.DataFrame, pairs: pl.DataFrame, must_link: Sequence[tuple[str, str]],
+                cannot_link: Sequence[tuple[str, str]], *, incremental: bool) -> Resolution:
+        con, cfg = self.con, self.settings
+        scored = _scored(con, pairs)
+        accept = (pl.col("match_probability") >= cfg.auto_merge) & pl.col("compatible")
+        auto = scored.filter(accept).sort("match_probability", descending=True)
+        review = scored.filter(~accept & (pl.col("match_probability") >= cfg.review))
+        must = self._profile_pairs(must_link, "must_link")
+        cannot = self._profile_pairs(cannot_link, "cannot_link")
+        edges = [(a, b, "must_link", 1.0) for a, b in must]
+        edges += [(a, b, rule, 1.0) for a, b, rule in det.iter_rows()]
+        edges += [(a, b, "splink", p) for a, b, p in auto.select("unique_id_l", "unique_id_r", "match_probability")
+                  .iter_rows()]
+        fresh = query_frame(con, "SELECT unique_id FROM people_profiles WHERE cluster_id IS NULL")["unique_id"]
+        touched = sorted({x for a, b, *_ in edges for x in (a, b)} | {x for pair in cannot for x in pair}
+                         | set(fresh.to_list()))
+        # Existing clusters as they are: each profile of a known cluster starts joined to its cluster.
+        known = query_frame(con, """
+            SELECT p.unique_id, p.cluster_id, min(q.unique_id) AS anchor
+            FROM people_profiles p JOIN people_profiles q USING (cluster_id)
+            WHERE p.unique_id IN (SELECT unnest(?)) AND p.cluster_id IS NOT NULL GROUP BY p.unique_id, p.cluster_id
+        """, [touched]) if incremental and touched else pl.DataFrame(
+            schema={"unique_id": pl.UInt32, "cluster_id": pl.String, "anchor": pl.UInt32})
+        anchor = dict(zip(known["unique_id"].to_list(), known["anchor"].to_list(), strict=True))
+        node = lambda x: anchor.get(x, x)  # noqa: E731
+        uf = _Clusters((node(a), node(b)) for a, b in cannot)
+        best: dict[int, tuple[str, float]] = {}
+        for a, b, rule, p in edges:
+            if uf.union(node(a), node(b)):
+                for x in (a, b):
+                    if x not in best or best[x][1] < p:
+                        best[x] = (rule, p)
+        members = touched if incremental else list(range(int(con.execute(
+            "SELECT count(*) FROM people_profiles").fetchall()[0][0])))  # type: ignore[index]
+        frame = pl.DataFrame({"unique_id": members, "root": [uf.find(node(x)) for x in members],
+                              "rule": [best.get(x, (None, None))[0] for x in members],
+                              "link_probability": [best.get(x, (None, None))[1] for x in members]},
+                             schema={"unique_id": pl.UInt32, "root": pl.UInt32, "rule": pl.String,
+                                     "link_probability": pl.Float64})
+        with registered(con, "_pp_roots", frame):
+            # A cluster keeps the smallest id among the known clusters it holds; a new one is named by its
+            # smallest record id. Every profile of a known cluster that merged follows it.
+            con.execute("""
+                CREATE OR REPLACE TEMP TABLE _pp_assign AS
+                WITH named AS (
+                    SELECT r.unique_id, r.root, r.rule, r.link_probability, p.cluster_id AS old, p.first_record
+                    FROM _pp_roots r JOIN people_profiles p USING (unique_id)
+                ), roots AS (
+                    SELECT root, coalesce(min(old), min(first_record)) AS cluster_id FROM named GROUP BY root
+                )
+                SELECT n.unique_id, n.old, r.cluster_id, n.rule, n.link_probability
+                FROM named n JOIN roots r USING (root)
+            """)
+        con.execute("""
+            UPDATE people_profiles p SET cluster_id = a.cluster_id
+            FROM (SELECT DISTINCT old, cluster_id FROM _pp_assign WHERE old IS NOT NULL AND old <> cluster_id) a
+            WHERE p.cluster_id = a.old""")
+        con.execute("""UPDATE people_profiles p SET cluster_id = a.cluster_id FROM _pp_assign a
+                       WHERE p.unique_id = a.unique_id AND p.cluster_id IS DISTINCT FROM a.cluster_id""")
+        if not incremental:
+            con.execute("UPDATE people_profiles SET cluster_id = first_record WHERE cluster_id IS NULL")
+        # The records to report: all (full run) or those of the clusters that changed (incremental).
+        scope = "true" if not incremental else "p.cluster_id IN (SELECT cluster_id FROM _pp_assign)"
+        clusters = query_frame(con, f"""
+            SELECT r.record_id, p.cluster_id,
+                   CASE WHEN a.link_probability IS NOT NULL THEN a.link_probability
+                        WHEN p.records > 1 THEN 1.0 END AS match_probability,
+                   coalesce(a.rule, CASE WHEN p.records > 1 THEN 'identical' END) AS rule, p.unique_id AS profile
+            FROM people_records r JOIN people_profiles p ON p.unique_id = r.profile
+            LEFT JOIN _pp_assign a ON a.unique_id = p.unique_id
+            WHERE {scope}
+        """)
+        con.execute("DROP TABLE _pp_assign")
+        flags = _flags(clusters, cfg)
+        firsts = _first_records(con, [x for a, b, *_ in edges for x in (a, b)] +
+                                scored["unique_id_l"].to_list() + scored["unique_id_r"].to_list())
+        links = pl.DataFrame(
+            [(firsts[a], firsts[b], rule, p) for a, b, rule, p in edges],
+            schema={"left_id": pl.String, "right_id": pl.String, "rule": pl.String, "probability": pl.Float64},
+            orient="row",
+        ).join(auto.select(pl.col("unique_id_l").replace_strict(firsts, return_dtype=pl.String).alias("left_id"),
+                           pl.col("unique_id_r").replace_strict(firsts, return_dtype=pl.String).alias("right_id"),
+                           "weights"), on=["left_id", "right_id"], how="left") if edges else pl.DataFrame(schema=LINK_SCHEMA)
+        review_out = review.select(
+            pl.col("unique_id_l").replace_strict(firsts, return_dtype=pl.String).alias("left_id"),
+            pl.col("unique_id_r").replace_strict(firsts, return_dtype=pl.String).alias("right_id"),
+            pl.col("match_probability").alias("probability"), "weights")
+        stats = {"clusters": int(clusters["cluster_id"].n_unique()), "auto_links": auto.height,
+                 "review_pairs": review_out.height, "refused_by_cannot_link": uf.refused, "flagged": flags.height}
+        return Resolution(clusters=clusters.drop("profile"), links=links.select(list(LINK_SCHEMA)),
+                          review=review_out, flags=flags, stats=stats)
+
+    def _profile_pairs(self, ids: Sequence[tuple[str, str]], what: str) -> list[tuple[int, int]]:
+        if not ids:
+            return []
+        flat = sorted({r for pair in ids for r in pair})
+        found = query_frame(self.con, "SELECT record_id, profile FROM people_records WHERE record_id IN (SELECT unnest(?))",
+                            [flat])
+        profile_of = dict(zip(found["record_id"].to_list(), found["profile"].to_list(), strict=True))
+        unknown = [r for r in flat if r not in profile_of]
+        if unknown:
+            raise ValueError(f"{what} names record ids that are not in the input: {unknown[:5]}")
+        pairs = [(profile_of[a], profile_of[b]) for a, b in ids]
+        if what == "cannot_link" and any(a == b for a, b in pairs):
+            same = [(a, b) for a, b in ids if profile_of[a] == profile_of[b]]
+            raise ValueError(f"cannot_link pairs whose records are identical in every field cannot be told apart: {same[:3]}")
+        return pairs
+
+    def _stats(self, result: Resolution, records: int, det: int, scored: int, timings: dict[str, float],
+               started: float) -> None:
+        hubs = dict(self.con.execute("SELECT kind, count(*) FROM people_hubs GROUP BY kind").fetchall())
+        profiles = int(self.con.execute("SELECT count(*) FROM people_profiles").fetchall()[0][0])  # type: ignore[index]
+        timings["total_s"] = time.perf_counter() - started
+        result.stats.update({"records": records, "profiles_in_index": profiles, "deterministic_pairs": det,
+                             "scored_pairs": scored, "hubs": hubs, **{k: round(v, 2) for k, v in timings.items()}})
+
+
+def resolve_people(records: pl.DataFrame, *, settings: ResolveSettings | None = None,
+                   must_link: Sequence[tuple[str, str]] = (), cannot_link: Sequence[tuple[str, str]] = ()) -> Resolution:
+    """Cluster ``records`` into people in a throw-away in-memory index (see :class:`PeopleIndex`)."""
+    index = PeopleIndex(settings=settings)
+    try:
+        return index.resolve(records, must_link=must_link, cannot_link=cannot_link)
+    finally:
+        index.con.close()
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchall()[0][0])  # type: ignore[index]
+
+
+def _frame(sdf: Any) -> pl.DataFrame:
+    """A splink result as a polars frame."""
+    return pl.DataFrame(sdf.as_duckdbpyrelation())
+
+
+def _scored(con: duckdb.DuckDBPyConnection, pairs: pl.DataFrame) -> pl.DataFrame:
+    """Scored pairs with their per-field weights (JSON) and whether their names can be one person."""
+    schema = {"unique_id_l": pl.UInt32, "unique_id_r": pl.UInt32, "match_probability": pl.Float64,
+              "weights": pl.String, "compatible": pl.Boolean}
+    if pairs.height == 0:
+        return pl.DataFrame(schema=schema)
+    weights = [pl.format('"{}": {}', pl.lit(c[3:]), pl.col(c).round(2)) for c in _WEIGHT_COLUMNS if c in pairs.columns]
+    scored = pairs.select(
+        pl.col("unique_id_l").cast(pl.UInt32), pl.col("unique_id_r").cast(pl.UInt32), "match_probability",
+        (pl.lit("{") + pl.concat_str(weights, separator=", ") + pl.lit("}")).alias("weights"),
+    )
+    # A pair whose names are not compatible (a household at one address, a gift) never links by itself.
+    with registered(con, "_pp_scored", scored.select("unique_id_l", "unique_id_r")):
+        compatible = query_frame(con, f"""
+            SELECT s.unique_id_l, s.unique_id_r, coalesce({names_compatible_sql()}, false) AS compatible
+            FROM _pp_scored s JOIN people_profiles a ON a.unique_id = s.unique_id_l
+                              JOIN people_profiles b ON b.unique_id = s.unique_id_r""")
+    return scored.join(compatible, on=["unique_id_l", "unique_id_r"], how="left").select(list(schema))
+
+
+def _first_records(con: duckdb.DuckDBPyConnection, profiles: list[int]) -> dict[int, str]:
+    if not profiles:
+        return {}
+    found = query_frame(con, "SELECT unique_id, first_record FROM people_profiles WHERE unique_id IN (SELECT unnest(?))",
+                        [sorted(set(profiles))])
+    return dict(zip(found["unique_id"].to_list(), found["first_record"].to_list(), strict=True))
+
+
+def _flags(clusters: pl.DataFrame, cfg: ResolveSettings) -> pl.DataFrame:
+    """Clusters to look at: too many distinct profiles, or chains of probabilistic links only."""
+    # Size in profiles: one person's hundred identical orders are one profile, not a big cluster.
+    sizes = clusters.group_by("cluster_id").agg(pl.col("profile").n_unique().alias("profiles"))
+    big = sizes.filter(pl.col("profiles") > cfg.max_cluster_size).select(
+        "cluster_id", pl.format("{} distinct profiles (more than {})", pl.col("profiles"),
+                                pl.lit(cfg.max_cluster_size)).alias("reason"))
+    linked = clusters.filter(pl.col("rule") == "splink").group_by("cluster_id").agg(
+        pl.col("profile").n_unique().alias("linked"))
+    chains = linked.filter(pl.col("linked") >= 3).select(
+        "cluster_id", pl.format("{} profiles joined by probabilistic links only", pl.col("linked")).alias("reason"))
+    return pl.concat([big, chains]).cast({"cluster_id": pl.String, "reason": pl.String})
+
+
+def weights_json(row: dict[str, Any]) -> str:
+    """Per-field match weights of a scored pair as JSON (for explanations)."""
+    return json.dumps({c[3:]: round(float(row[c]), 2) for c in _WEIGHT_COLUMNS if row.get(c) is not None})
