@@ -20,7 +20,8 @@ The pipeline (dedupe/PEOPLE.md explains each choice):
    surname, other first name" is a level of its own), e-mail, phone, and the whole address
    (street line, number, postcode and city in one comparison).
 6. **Decisions**: a pair at or above ``auto_merge`` links, unless its names are not compatible (a
-   household at one address is not a person); pairs between ``review`` and ``auto_merge`` go to the
+   household at one address is not a person) or nothing but the name and a similar e-mail agree
+   (an exact e-mail, phone or street address must back the name); pairs between ``review`` and ``auto_merge`` go to the
    review queue, with their per-field match weights.
 7. **Clusters**: must-links first, then deterministic links, then probabilistic links strongest first,
    each merge refused if it would put a cannot-link pair into one cluster. Clusters with more profiles than
@@ -615,7 +616,7 @@ class PeopleIndex:
                 cannot_link: Sequence[tuple[str, str]], *, incremental: bool) -> Resolution:
         con, cfg = self.con, self.settings
         scored = _scored(con, pairs)
-        accept = (pl.col("match_probability") >= cfg.auto_merge) & pl.col("compatible")
+        accept = (pl.col("match_probability") >= cfg.auto_merge) & pl.col("compatible") & pl.col("corroborated")
         auto = scored.filter(accept).sort("match_probability", descending=True)
         review = scored.filter(~accept & (pl.col("match_probability") >= cfg.review))
         must = self._profile_pairs(must_link, "must_link")
@@ -750,7 +751,7 @@ def _frame(sdf: Any) -> pl.DataFrame:
 def _scored(con: duckdb.DuckDBPyConnection, pairs: pl.DataFrame) -> pl.DataFrame:
     """Scored pairs with their per-field weights (JSON) and whether their names can be one person."""
     schema = {"unique_id_l": pl.UInt32, "unique_id_r": pl.UInt32, "match_probability": pl.Float64,
-              "weights": pl.String, "compatible": pl.Boolean}
+              "weights": pl.String, "compatible": pl.Boolean, "corroborated": pl.Boolean}
     if pairs.height == 0:
         return pl.DataFrame(schema=schema)
     weights = [pl.format('"{}": {}', pl.lit(c[3:]), pl.col(c).round(2)) for c in _WEIGHT_COLUMNS if c in pairs.columns]
@@ -761,10 +762,18 @@ def _scored(con: duckdb.DuckDBPyConnection, pairs: pl.DataFrame) -> pl.DataFrame
     # A pair whose names are not compatible (a household at one address, a gift) never links by itself.
     with registered(con, "_pp_scored", scored.select("unique_id_l", "unique_id_r")):
         compatible = query_frame(con, f"""
-            SELECT s.unique_id_l, s.unique_id_r, coalesce({names_compatible_sql()}, false) AS compatible
+            SELECT s.unique_id_l, s.unique_id_r, coalesce({names_compatible_sql()}, false) AS compatible,
+                   coalesce({_CORROBORATED}, false) AS corroborated
             FROM _pp_scored s JOIN people_profiles a ON a.unique_id = s.unique_id_l
                               JOIN people_profiles b ON b.unique_id = s.unique_id_r""")
     return scored.join(compatible, on=["unique_id_l", "unique_id_r"], how="left").select(list(schema))
+
+
+# Besides the name, a pair must agree exactly on something a stranger with the same name would not
+# have: the e-mail, the phone, or the street address (line or number, with the postcode). Name plus a
+# similar e-mail alone (the same local part at another provider) goes to review instead.
+_CORROBORATED = """(a.n_email = b.n_email OR a.n_phone = b.n_phone
+    OR (a.n_postcode = b.n_postcode AND (a.n_line = b.n_line OR a.n_number = b.n_number)))"""
 
 
 def _first_records(con: duckdb.DuckDBPyConnection, profiles: list[int]) -> dict[int, str]:
