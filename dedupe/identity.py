@@ -32,6 +32,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from dedupe.people import ResolveSettings
 from orderhub import clock
 from warehouse.db import sync_table, transaction, update_in_storage_order
 from warehouse.frames import query_frame, registered
@@ -78,8 +79,9 @@ WITH base AS (
                 ELSE trim(channel_customer_key) END AS ck,
            CASE WHEN contains(lower(trim(email)), '@') THEN lower(trim(email)) END AS em,
            CASE WHEN regexp_full_match(trim(phone), '{E164}') THEN trim(phone) END AS ph,
-           coalesce(buyer_name, ship_name) AS name,
-           ship_line1 AS line1, ship_city AS city, ship_postal_code AS postal_code, ship_country AS country
+           coalesce(buyer_name, ship_name) AS name, buyer_name AS buyer, ship_name, nullif(trim(phone), '') AS raw_phone,
+           ship_line1 AS line1, ship_line2 AS line2, ship_city AS city, ship_region AS region,
+           ship_postal_code AS postal_code, ship_country AS country
     FROM orders
 ), kinds AS (
     SELECT *, coalesce(regexp_matches(em, '{RELAY_EMAIL}'), false) AS relay,
@@ -107,60 +109,31 @@ _ATTRIBUTES = {
     "channel_customer_key": "ck",
     "email": "em",
     "phone": "ph",
+    "raw_phone": "raw_phone",
     "name": "name",
+    "buyer": "buyer",
+    "ship_name": "ship_name",
     "line1": "line1",
+    "line2": "line2",
     "city": "city",
+    "region": "region",
     "postal_code": "postal_code",
     "country": "country",
 }
 
-# (identity, link key) pairs. A relay address keys only Amazon identities; a mirror's identity
-# and its original's identity share a key named after the mirror's identity.
-_LINKS = """
-CREATE OR REPLACE TEMP TABLE _oh_links AS
-SELECT DISTINCT identity_key, link_key, kind FROM (
-    SELECT identity_key, CASE WHEN relay THEN 'relay:' ELSE 'email:' END || em AS link_key, 'email' AS kind
-    FROM _oh_keyed WHERE em IS NOT NULL AND (NOT relay OR channel = 'amazon')
-    UNION ALL
-    SELECT identity_key, 'phone:' || ph, 'phone' FROM _oh_keyed WHERE ph IS NOT NULL
-    UNION ALL
-    SELECT identity_key, 'mirror:' || identity_key, 'mirror' FROM _oh_keyed WHERE duplicate_of IS NOT NULL
-    UNION ALL
-    SELECT o.identity_key, 'mirror:' || m.identity_key, 'mirror'
-    FROM _oh_keyed m JOIN _oh_keyed o ON o.order_id = m.duplicate_of
-)
-"""
-
-# Keys held by 2..max identities, each as a star: every holder points at the key's first node.
-_KEPT = """
-CREATE OR REPLACE TEMP TABLE _oh_kept AS
-WITH degree AS (SELECT link_key, count(*) AS degree FROM _oh_links GROUP BY link_key)
-SELECT l.identity_key, l.link_key, l.kind, i.node, min(i.node) OVER (PARTITION BY l.link_key) AS hub
-FROM _oh_links l JOIN degree d USING (link_key) JOIN _oh_ident i USING (identity_key)
-WHERE d.degree BETWEEN 2 AND ?
-"""
-
+# Identities with their customer, rule and score from the resolution (_oh_res), ready for customer_identities.
 _CLUSTERS = """
 CREATE OR REPLACE TEMP TABLE _oh_identities AS
-WITH clustered AS (
-    SELECT i.*, r.identity_key AS root_key, l.cluster_size
-    FROM _oh_ident i JOIN _oh_labels l USING (node) JOIN _oh_ident r ON r.node = l.label
-), shared AS (
-    SELECT identity_key, bool_or(kind = 'email') AS by_email, bool_or(kind = 'phone') AS by_phone,
-           bool_or(kind = 'mirror') AS by_mirror
-    FROM _oh_kept GROUP BY identity_key
-), ruled AS (
-    SELECT c.*, 'cus_' || left(sha256(c.root_key), 16) AS customer_id,
-           CASE WHEN c.cluster_size > 1 AND s.by_email THEN 'email'
-                WHEN c.cluster_size > 1 AND s.by_phone THEN 'phone'
-                WHEN c.cluster_size > 1 AND s.by_mirror THEN 'mirror'
-                WHEN c.cluster_size > 1 AND x.rule IS NOT NULL THEN x.rule
-                WHEN c.kind = 'ck' THEN 'channel_customer'
-                WHEN c.kind = 'email' THEN 'email'
-                WHEN c.kind = 'phone' THEN 'phone'
+WITH ruled AS (
+    SELECT n.*, r.customer_id, r.cluster_size,
+           CASE WHEN r.cluster_size > 1 AND r.rule IS NOT NULL THEN r.rule
+                WHEN n.kind = 'ck' THEN 'channel_customer'
+                WHEN n.kind = 'email' THEN 'email'
+                WHEN n.kind = 'phone' THEN 'phone'
                 ELSE 'self' END AS rule,
-           CASE WHEN c.cluster_size > 1 AND s.identity_key IS NULL THEN x.score END AS score
-    FROM clustered c LEFT JOIN shared s USING (identity_key) LEFT JOIN _oh_linker_rules x USING (identity_key)
+           CASE WHEN r.cluster_size > 1 AND r.rule NOT IN ('email', 'phone', 'channel_customer', 'mirror',
+                                                           'identical', 'must_link') THEN r.score END AS score
+    FROM _oh_ident n JOIN _oh_res r USING (identity_key)
 )
 SELECT n.identity_key, n.channel, n.store, n.channel_customer_key, n.email, n.phone, n.name, n.line1,
        n.city, n.postal_code, n.country, n.customer_id, n.rule, n.score,
@@ -182,8 +155,11 @@ class IdentityStats:
         linked_identities: identities that share their customer with at least one other identity.
         orders_relinked: orders whose customer_id changed in this run.
         ignored_keys: link keys too common to be a person's (see ``max_key_identities``).
-        iterations: label-propagation rounds until the components were stable.
+        iterations: label-propagation rounds (0: clusters come from dedupe/people.py's union-find).
         by_rule: identities per rule that linked them.
+        review_pairs: pairs waiting for a person (``customer_review``).
+        flagged: clusters to look at (``customer_flags``).
+        model: whether the probabilistic model was trained, or why not.
     """
 
     orders: int = 0
@@ -194,6 +170,9 @@ class IdentityStats:
     ignored_keys: int = 0
     iterations: int = 0
     by_rule: dict[str, int] = field(default_factory=dict)
+    review_pairs: int = 0
+    flagged: int = 0
+    model: str = ""
 
 
 def customer_id_for(root_key: str) -> str:
@@ -247,8 +226,18 @@ def resolve_customers(
     *,
     linkers: Sequence[Linker] = (),
     max_key_identities: int = MAX_KEY_IDENTITIES,
+    must_link: Sequence[tuple[str, str]] = (),
+    cannot_link: Sequence[tuple[str, str]] = (),
+    settings: ResolveSettings | None = None,
 ) -> IdentityStats:
-    """Recompute identities, set ``orders.customer_id`` and rebuild ``customers``, in one transaction.
+    """Resolve identities into customers (dedupe/PEOPLE.md), set ``orders.customer_id``, rebuild ``customers``.
+
+    Identities are the people records: each with its latest name, e-mail, phone and address. A mirror
+    and its original are one purchase, so their identities must link (rule ``mirror``); a linker's
+    pairs link with the linker's rule and score; ``must_link`` / ``cannot_link`` are a person's
+    corrections (identity key pairs, kept in the CRM store) and win over every rule. Every link is
+    written to ``customer_links`` with its rule, probability and per-field weights; pairs for a person
+    to decide to ``customer_review``; clusters to look at to ``customer_flags``.
 
     ``customers`` takes name, e-mail (a real address before an Amazon relay), phone and country
     from the most recent order with a value; first/last order, ``orders_count`` and
@@ -256,43 +245,67 @@ def resolve_customers(
     ``tags``, ``vip`` and ``at_risk`` are the CRM tagging step's: they are kept for every
     customer_id that survives. Only rows that change are rewritten: ``linked_at`` of an identity
     changes only when its customer or rule does, and a customer's ``updated_at`` only when its
-    row does.
+    row does. A customer's id is ``"cus_" + sha256(smallest identity key of its cluster)[:16]``.
 
     Args:
         con: the warehouse writer's connection.
         linkers: extra evidence between identities (see :data:`Linker`).
-        max_key_identities: a link key shared by more identities is ignored as a placeholder.
+        max_key_identities: a key shared by more identities is a placeholder: it links nobody.
+        must_link, cannot_link: identity key pairs a person decided (pairs naming an identity that no
+            longer exists are skipped).
+        settings: resolution thresholds (dedupe/people.py ``ResolveSettings``).
 
     Returns:
         Counts of identities, customers and what changed.
     """
+    from dedupe.people import PeopleIndex
+
     now = clock.now()
     latest = ",\n       ".join(
         f"arg_max({src}, recency) FILTER (WHERE {src} IS NOT NULL) AS {out}"
         for out, src in _ATTRIBUTES.items()
     )
+    con.execute(_KEYED)
+    con.execute(_IDENTITIES.format(latest=latest))
+    records = query_frame(con, """
+        SELECT identity_key AS record_id, channel, store, channel_customer_key AS channel_customer_id,
+               coalesce(buyer, name) AS name, email, coalesce(raw_phone, phone) AS phone, ship_name, line1, line2,
+               city, region, postal_code, country
+        FROM _oh_ident""")
+    known = set(records["record_id"].to_list())
+    mirrors = query_frame(con, """
+        SELECT DISTINCT m.identity_key AS a, o.identity_key AS b
+        FROM _oh_keyed m JOIN _oh_keyed o ON o.order_id = m.duplicate_of WHERE m.identity_key <> o.identity_key""")
+    extra = _linker_edges(con, linkers)
+    musts: list[tuple[object, ...]] = [(a, b, "mirror", 1.0) for a, b in mirrors.iter_rows()]
+    musts += [(a, b, rule, score if score is not None else 1.0)
+              for a, b, rule, score in extra.select("left_key", "right_key", "rule", "score").iter_rows()]
+    musts += [(a, b, "must_link", 1.0) for a, b in must_link if a in known and b in known]
+    cannots = [(a, b) for a, b in cannot_link if a in known and b in known and a != b]
+    cfg = settings or ResolveSettings(max_key_profiles=max_key_identities)
+    index = PeopleIndex(settings=cfg)
+    try:
+        result = index.resolve(records, must_link=musts, cannot_link=cannots)
+    finally:
+        index.con.close()
+    res = (
+        result.clusters.rename({"record_id": "identity_key", "match_probability": "score"})
+        .with_columns(pl.len().over("cluster_id").alias("cluster_size"))
+    )
+    customer_of = {c: customer_id_for(c) for c in res["cluster_id"].unique().to_list()}
+    res = res.with_columns(pl.col("cluster_id").replace_strict(customer_of, return_dtype=pl.String).alias("customer_id"))
+    customer_by_key = dict(zip(res["identity_key"].to_list(), res["customer_id"].to_list(), strict=True))
+    links = result.links.select(
+        pl.col("left_id").alias("left_key"), pl.col("right_id").alias("right_key"), "rule", "probability", "weights",
+        pl.col("left_id").replace_strict(customer_by_key, return_dtype=pl.String).alias("customer_id"))
+    review = result.review.select(
+        pl.col("left_id").alias("left_key"), pl.col("right_id").alias("right_key"), "probability", "weights",
+        pl.col("left_id").replace_strict(customer_by_key, return_dtype=pl.String).alias("left_customer"),
+        pl.col("right_id").replace_strict(customer_by_key, return_dtype=pl.String).alias("right_customer"))
+    flags = result.flags.select(
+        pl.col("cluster_id").replace_strict(customer_of, return_dtype=pl.String).alias("customer_id"), "reason")
     with transaction(con):
-        con.execute(_KEYED)
-        con.execute(_IDENTITIES.format(latest=latest))
-        con.execute(_LINKS)
-        con.execute(_KEPT, [max_key_identities])
-        n = int(con.execute("SELECT count(*) FROM _oh_ident").fetchall()[0][0])
-        ignored = con.execute(
-            "SELECT count(*) FROM (SELECT link_key FROM _oh_links GROUP BY link_key HAVING count(*) > ?)",
-            [max_key_identities],
-        ).fetchall()[0][0]
-        edges = query_frame(con, "SELECT node AS src, hub AS dst FROM _oh_kept WHERE node <> hub")
-        extra = _linker_edges(con, linkers)
-        if extra.height:
-            edges = pl.concat([edges, extra.select("src", "dst").cast(edges.schema)])  # type: ignore[arg-type]
-        labels, rounds = connected_components(n, edges)
-        # Cluster sizes here, on integers: a window over the labels in SQL took longer than the search.
-        clusters = pl.DataFrame({"node": pl.int_range(0, n, dtype=pl.UInt32, eager=True), "label": labels})
-        clusters = clusters.with_columns(pl.len().over("label").alias("cluster_size"))
-        with (
-            registered(con, "_oh_labels", clusters),
-            registered(con, "_oh_linker_rules", _linker_rules(extra)),
-        ):
+        with registered(con, "_oh_res", res.select("identity_key", "customer_id", "rule", "score", "cluster_size")):
             con.execute(_CLUSTERS, [now])
         sync_table(con, "customer_identities", "(SELECT * EXCLUDE (cluster_size) FROM _oh_identities)",
                    key="identity_key")  # fmt: skip
@@ -308,24 +321,29 @@ def resolve_customers(
             columns=["customer_id"],
         )
         customers = _rebuild_customers(con, now)
+        for table, frame in (("customer_links", links), ("customer_review", review), ("customer_flags", flags)):
+            con.execute(f"DELETE FROM {table}")
+            if frame.height:
+                with registered(con, "_oh_frame", frame):
+                    con.execute(f"INSERT INTO {table} SELECT * FROM _oh_frame")
         counts = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE cluster_size > 1) FROM _oh_identities"
         ).fetchall()[0]
         by_rule = dict(con.execute("SELECT rule, count(*) FROM _oh_identities GROUP BY rule").fetchall())
         orders = con.execute("SELECT count(*) FROM _oh_keyed").fetchall()[0][0]
-        con.execute(
-            "DROP TABLE _oh_keyed; DROP TABLE _oh_ident; DROP TABLE _oh_links; DROP TABLE _oh_kept; "
-            "DROP TABLE _oh_identities"
-        )
+        con.execute("DROP TABLE _oh_keyed; DROP TABLE _oh_ident; DROP TABLE _oh_identities")
     return IdentityStats(
         orders=int(orders),
         identities=int(counts[0]),
         customers=customers,
         linked_identities=int(counts[1]),
         orders_relinked=relinked,
-        ignored_keys=int(ignored),
-        iterations=rounds,
+        ignored_keys=int(sum(result.stats.get("hubs", {}).values())),
+        iterations=0,
         by_rule={rule: int(count) for rule, count in sorted(by_rule.items())},
+        review_pairs=review.height,
+        flagged=flags.height,
+        model=str(result.stats.get("model", "")),
     )
 
 
@@ -346,21 +364,6 @@ def _linker_edges(con: duckdb.DuckDBPyConnection, linkers: Sequence[Linker]) -> 
         found.join(keys.rename({"identity_key": "left_key", "node": "src"}), on="left_key")
         .join(keys.rename({"identity_key": "right_key", "node": "dst"}), on="right_key")
         .select(list(schema))
-    )
-
-
-def _linker_rules(extra: pl.DataFrame) -> pl.DataFrame:
-    # The best-scored linker edge of each identity names its rule when no deterministic key linked it.
-    ends = pl.concat(
-        [
-            extra.select(pl.col("left_key").alias("identity_key"), "rule", "score"),
-            extra.select(pl.col("right_key").alias("identity_key"), "rule", "score"),
-        ]
-    )
-    return (
-        ends.sort("score", nulls_last=False)
-        .group_by("identity_key")
-        .agg(pl.col("rule").last(), pl.col("score").last())
     )
 
 

@@ -9,7 +9,7 @@ The pipeline (dedupe/PEOPLE.md explains each choice):
    one *profile* (rule ``identical``); everything after works on profiles, so a person's hundred
    identical orders cost one row. A record with too little to go by stays its own profile.
 3. **Hub guard**: an e-mail, phone, platform id or address held by profiles with more than
-   ``hub_names`` distinct names (a warehouse, a company inbox, a placeholder phone) is evidence, not
+   ``hub_names`` distinct surnames (a warehouse, a company inbox, a placeholder phone) is evidence, not
    a link: it makes no deterministic link and is left out of the probabilistic model.
 4. **Deterministic links**: the same normalized e-mail (an Amazon relay address only between Amazon
    records) or the same platform customer id, unless the names say otherwise; the same phone with a
@@ -109,12 +109,13 @@ class ResolveSettings:
     Attributes:
         auto_merge: match probability at or above which a probabilistic pair links by itself.
         review: match probability from which a pair that does not link goes to the review queue.
-        hub_names: a value shared by profiles with more distinct names than this is a hub.
+        hub_names: a value shared by profiles with more distinct surnames than this is a hub.
         max_key_profiles: a deterministic key shared by more profiles than this is a placeholder.
         max_cluster_size: clusters with more distinct profiles than this are flagged.
         u_max_pairs: random pairs sampled to estimate the u probabilities.
         em_sample: share of records EM trains on (splink's record_sample_proportion).
         threads: DuckDB threads (None = DuckDB's default, all cores).
+        min_profiles: fewer profiles than this train no model (too little to learn from): exact keys only.
     """
 
     auto_merge: float = 0.995
@@ -125,6 +126,7 @@ class ResolveSettings:
     u_max_pairs: float = 5e6
     em_sample: float = 1.0
     threads: int | None = None
+    min_profiles: int = 200
 
 
 @dataclass
@@ -251,7 +253,7 @@ SELECT DISTINCT profile, key, kind FROM (
 # Keys held by more distinct names than a person has, or by too many profiles: evidence, not links.
 _HUBS = """
 SELECT k.key, any_value(k.kind) AS kind, count(DISTINCT k.profile) AS profiles,
-       count(DISTINCT coalesce(p.n_first_canon, p.n_first, '') || ' ' || coalesce(p.n_last, '')) AS names
+       count(DISTINCT p.n_last) AS names
 FROM people_keys k JOIN people_profiles p ON p.unique_id = k.profile
 WHERE {where}
 GROUP BY k.key
@@ -265,8 +267,8 @@ pairs AS (
 )
 SELECT DISTINCT ON (l, r) l AS "left", r AS "right", rule
 FROM pairs JOIN people_profiles a ON a.unique_id = l JOIN people_profiles b ON b.unique_id = r
-WHERE CASE WHEN rule = 'phone' THEN coalesce({compatible}, false) AND length(a.n_first) > 1 AND length(b.n_first) > 1
-           ELSE a.n_last IS NULL OR b.n_last IS NULL OR coalesce({compatible}, false) END
+WHERE a.n_last IS NULL OR b.n_last IS NULL
+   OR (coalesce({compatible}, false) AND (rule <> 'phone' OR (length(a.n_first) > 1 AND length(b.n_first) > 1)))
 ORDER BY l, r, CASE rule WHEN 'email' THEN 0 WHEN 'channel_customer' THEN 1 ELSE 2 END"""
 # The model's view of profiles: hub values and Amazon relay addresses left out.
 _MODEL_ROWS = """
@@ -386,17 +388,37 @@ def blocking_rules(block_on: Any) -> list[Any]:
     ]
 
 
-def _train(linker: Any, settings: ResolveSettings) -> None:
+def _train(linker: Any, settings: ResolveSettings) -> list[str]:
+    """Train the model; returns what could not be trained (a step with no pairs to learn from is skipped)."""
     from splink import block_on
+    from splink.internals.exceptions import SplinkException
 
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("n_email"), block_on("n_phone")], recall=0.6)
-    linker.training.estimate_u_using_random_sampling(max_pairs=settings.u_max_pairs, seed=1)
-    # EM twice, each blocked on what it does not train: names + address, then e-mail + phone.
-    linker.training.estimate_parameters_using_expectation_maximisation(
-        block_on("n_email"), record_sample_proportion=settings.em_sample)
-    linker.training.estimate_parameters_using_expectation_maximisation(
-        block_on("n_last", "n_postcode"), record_sample_proportion=settings.em_sample)
+    skipped: list[str] = []
+    steps = [
+        ("prior", lambda: linker.training.estimate_probability_two_random_records_match(
+            [block_on("n_email"), block_on("n_phone")], recall=0.6)),
+        ("u", lambda: linker.training.estimate_u_using_random_sampling(max_pairs=settings.u_max_pairs, seed=1)),
+        # EM twice, each blocked on what it does not train: names + address, then e-mail + phone.
+        ("em_by_email", lambda: linker.training.estimate_parameters_using_expectation_maximisation(
+            block_on("n_email"), record_sample_proportion=settings.em_sample)),
+        ("em_by_surname_postcode", lambda: linker.training.estimate_parameters_using_expectation_maximisation(
+            block_on("n_last", "n_postcode"), record_sample_proportion=settings.em_sample)),
+    ]
+    for name, step in steps:
+        try:
+            step()
+        except (SplinkException, ValueError, ZeroDivisionError) as exc:
+            log.info("linkage model: %s not trained (%s); splink's defaults stand in", name, str(exc).splitlines()[0])
+            skipped.append(name)
+    # With no e-mail or phone agreements at all the prior comes out 0, which no match weight can
+    # overcome (and log(0) fails): keep it within what a customer list can be.
+    settings_obj = linker._settings_obj
+    prior = settings_obj._probability_two_random_records_match
+    if not 1e-9 <= prior <= 0.5:
+        settings_obj._probability_two_random_records_match = min(max(prior, 1e-7), 0.5)
+        if "prior" not in skipped:
+            skipped.append("prior")
+    return skipped
 
 
 # -- clusters -------------------------------------------------------------------------------------------
@@ -478,9 +500,13 @@ class PeopleIndex:
             self.con.execute(f"SET threads = {int(self.settings.threads)}")
 
     # -- full ---------------------------------------------------------------------------------------
-    def resolve(self, records: pl.DataFrame, *, must_link: Sequence[tuple[str, str]] = (),
+    def resolve(self, records: pl.DataFrame, *, must_link: Sequence[tuple[Any, ...]] = (),
                 cannot_link: Sequence[tuple[str, str]] = ()) -> Resolution:
-        """Cluster ``records`` from scratch (replacing the index) and train the model on them."""
+        """Cluster ``records`` from scratch (replacing the index) and train the model on them.
+
+        ``must_link`` holds ``(record_id, record_id)`` pairs, optionally with a rule name and a score
+        (``(a, b, "mirror", 1.0)``) recorded on the link; ``cannot_link`` holds record id pairs.
+        """
         from splink import Linker
         from splink.internals.duckdb.database_api import DuckDBAPI
 
@@ -515,25 +541,35 @@ class PeopleIndex:
         timings["deterministic_s"] = time.perf_counter() - t
         t = time.perf_counter()
         con.execute("CREATE TABLE people_model_rows AS " + _MODEL_ROWS.format(where="true"))
-        db = DuckDBAPI(con)
-        linker = Linker(db.register("people_model_rows"), _splink_settings(cfg), log_level=logging.WARNING)
-        _train(linker, cfg)
-        model = linker.misc.save_model_to_json()
-        con.execute("INSERT INTO people_model VALUES (?)", [json.dumps(model)])
-        for column in TF_COLUMNS:  # kept, so that adding records does not recount the history
-            tf = linker.table_management.compute_tf_table(column)
-            con.execute(f"CREATE OR REPLACE TABLE people_tf_{column} AS SELECT * FROM {tf.physical_name}")
-        timings["train_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        pairs = _frame(linker.inference.predict(threshold_match_probability=min(cfg.review, 0.5)))
-        timings["predict_s"] = time.perf_counter() - t
+        n_profiles = int(con.execute("SELECT count(*) FROM people_model_rows").fetchall()[0][0])
+        model: dict[str, Any] | None = None
+        untrained: list[str] = []
+        if n_profiles >= cfg.min_profiles:
+            db = DuckDBAPI(con)
+            linker = Linker(db.register("people_model_rows"), _splink_settings(cfg), log_level=logging.WARNING)
+            untrained = _train(linker, cfg)
+            model = linker.misc.save_model_to_json()
+            con.execute("INSERT INTO people_model VALUES (?)", [json.dumps(model)])
+            for column in TF_COLUMNS:  # kept, so that adding records does not recount the history
+                tf = linker.table_management.compute_tf_table(column)
+                con.execute(f"CREATE OR REPLACE TABLE people_tf_{column} AS SELECT * FROM {tf.physical_name}")
+            timings["train_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            pairs = _frame(linker.inference.predict(threshold_match_probability=min(cfg.review, 0.5)))
+            timings["predict_s"] = time.perf_counter() - t
+        else:
+            log.info("%d profiles are too few to train a linkage model on (min_profiles %d): exact keys only",
+                     n_profiles, cfg.min_profiles)
+            pairs = pl.DataFrame()
         result = self._decide(det, pairs, must_link, cannot_link, incremental=False)
         result.model = model
+        result.stats["model"] = (("trained" + (f" (not: {', '.join(untrained)})" if untrained else "")) if model
+                                 else f"skipped: {n_profiles} profiles (min_profiles {cfg.min_profiles})")
         self._stats(result, n.height, det.height, pairs.height, timings, started)
         return result
 
     # -- incremental --------------------------------------------------------------------------------
-    def add(self, records: pl.DataFrame, *, must_link: Sequence[tuple[str, str]] = (),
+    def add(self, records: pl.DataFrame, *, must_link: Sequence[tuple[Any, ...]] = (),
             cannot_link: Sequence[tuple[str, str]] = ()) -> Resolution:
         """Resolve new records against the index with its trained model (see the class docstring).
 
@@ -612,16 +648,19 @@ class PeopleIndex:
         return result
 
     # -- decisions ----------------------------------------------------------------------------------
-    def _decide(self, det: pl.DataFrame, pairs: pl.DataFrame, must_link: Sequence[tuple[str, str]],
+    def _decide(self, det: pl.DataFrame, pairs: pl.DataFrame, must_link: Sequence[tuple[Any, ...]],
                 cannot_link: Sequence[tuple[str, str]], *, incremental: bool) -> Resolution:
         con, cfg = self.con, self.settings
         scored = _scored(con, pairs)
         accept = (pl.col("match_probability") >= cfg.auto_merge) & pl.col("compatible") & pl.col("corroborated")
         auto = scored.filter(accept).sort("match_probability", descending=True)
         review = scored.filter(~accept & (pl.col("match_probability") >= cfg.review))
-        must = self._profile_pairs(must_link, "must_link")
+        must = self._profile_pairs([(m[0], m[1]) for m in must_link], "must_link")
         cannot = self._profile_pairs(cannot_link, "cannot_link")
-        edges = [(a, b, "must_link", 1.0) for a, b in must]
+        # A must-link may name its rule and score (a mirror, a plugged-in linker); else "must_link", 1.0.
+        edges: list[tuple[int, int, str, float]] = [
+            (a, b, str(m[2]) if len(m) > 2 else "must_link", float(m[3]) if len(m) > 3 else 1.0)  # type: ignore[misc]
+            for (a, b), m in zip(must, must_link, strict=True)]
         edges += [(a, b, rule, 1.0) for a, b, rule in det.iter_rows()]
         edges += [(a, b, "splink", p) for a, b, p in auto.select("unique_id_l", "unique_id_r", "match_probability")
                   .iter_rows()]
@@ -688,17 +727,20 @@ class PeopleIndex:
         flags = _flags(clusters, cfg)
         firsts = _first_records(con, [x for a, b, *_ in edges for x in (a, b)] +
                                 scored["unique_id_l"].to_list() + scored["unique_id_r"].to_list())
-        links = pl.DataFrame(
-            [(firsts[a], firsts[b], rule, p) for a, b, rule, p in edges],
-            schema={"left_id": pl.String, "right_id": pl.String, "rule": pl.String, "probability": pl.Float64},
-            orient="row",
-        ).join(auto.select(pl.col("unique_id_l").replace_strict(firsts, return_dtype=pl.String).alias("left_id"),
-                           pl.col("unique_id_r").replace_strict(firsts, return_dtype=pl.String).alias("right_id"),
-                           "weights"), on=["left_id", "right_id"], how="left") if edges else pl.DataFrame(schema=LINK_SCHEMA)
-        review_out = review.select(
-            pl.col("unique_id_l").replace_strict(firsts, return_dtype=pl.String).alias("left_id"),
-            pl.col("unique_id_r").replace_strict(firsts, return_dtype=pl.String).alias("right_id"),
-            pl.col("match_probability").alias("probability"), "weights")
+        named = pl.DataFrame({"uid": list(firsts), "rid": list(firsts.values())},
+                             schema={"uid": pl.UInt32, "rid": pl.String})
+
+        def _named(frame: pl.DataFrame) -> pl.DataFrame:
+            """``unique_id_l/_r`` as the record ids ``left_id/right_id`` (each profile's first record)."""
+            return (frame.join(named.rename({"uid": "unique_id_l", "rid": "left_id"}), on="unique_id_l", how="left")
+                    .join(named.rename({"uid": "unique_id_r", "rid": "right_id"}), on="unique_id_r", how="left"))
+
+        used = pl.DataFrame(edges, schema={"unique_id_l": pl.UInt32, "unique_id_r": pl.UInt32, "rule": pl.String,
+                                           "probability": pl.Float64}, orient="row")
+        links = _named(used).join(_named(auto).select("left_id", "right_id", "weights"),
+                                  on=["left_id", "right_id"], how="left")
+        review_out = _named(review).select("left_id", "right_id", pl.col("match_probability").alias("probability"),
+                                           "weights")
         stats = {"clusters": int(clusters["cluster_id"].n_unique()), "auto_links": auto.height,
                  "review_pairs": review_out.height, "refused_by_cannot_link": uf.refused, "flagged": flags.height}
         return Resolution(clusters=clusters.drop("profile"), links=links.select(list(LINK_SCHEMA)),
@@ -730,7 +772,7 @@ class PeopleIndex:
 
 
 def resolve_people(records: pl.DataFrame, *, settings: ResolveSettings | None = None,
-                   must_link: Sequence[tuple[str, str]] = (), cannot_link: Sequence[tuple[str, str]] = ()) -> Resolution:
+                   must_link: Sequence[tuple[Any, ...]] = (), cannot_link: Sequence[tuple[str, str]] = ()) -> Resolution:
     """Cluster ``records`` into people in a throw-away in-memory index (see :class:`PeopleIndex`)."""
     index = PeopleIndex(settings=settings)
     try:

@@ -259,7 +259,8 @@ def test_a_placeholder_shared_by_too_many_identities_links_nobody(wh: Warehouse)
     _load(
         wh,
         [
-            {"channel": "woocommerce", "store": f"w{i}", "external_id": "1", "phone": "+10000000000"}
+            # A real-looking number a marketplace books every order under (a placeholder that parses).
+            {"channel": "woocommerce", "store": f"w{i}", "external_id": "1", "phone": "+14155550123"}
             for i in range(4)
         ],
     )
