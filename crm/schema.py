@@ -21,6 +21,7 @@ from crm.types import Money, UtcDateTime
 metadata = MetaData()
 
 TAG_SOURCES = ("auto", "manual")
+OVERRIDE_KINDS = ("must_link", "cannot_link")
 
 # One row per resolved person, mirrored from the warehouse `customers` table. `name_search` is the
 # Unicode-aware lower(name) (crm/search.py name_key); `sync_hash` fingerprints the warehouse row so
@@ -107,6 +108,35 @@ notes = Table(
     Column("body", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_notes_customer", "customer_id", "created_at"),
+)
+
+# Customer service's corrections to identity resolution, honoured by every later run: must_link merges
+# two identity keys, cannot_link keeps them apart. A pair is stored once (left_key < right_key); a new
+# decision on a pair revokes the active one (revoked_at/revoked_by) instead of deleting it. The order
+# is Python's (code points), set by CrmStore: no CHECK, since PostgreSQL's `<` follows its collation.
+identity_overrides = Table(
+    "identity_overrides",
+    metadata,
+    Column("override_id", Integer, primary_key=True, autoincrement=True),
+    Column("left_key", String, nullable=False),
+    Column("right_key", String, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("note", Text),
+    Column("author", String),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+    Column("revoked_by", String),
+    CheckConstraint("kind IN ('must_link', 'cannot_link')", name="ck_identity_overrides_kind"),
+    Index("ix_identity_overrides_pair", "left_key", "right_key"),  # a pair's whole history
+    # At most one active decision per pair, even with two writers racing.
+    Index(
+        "ux_identity_overrides_active",
+        "left_key",
+        "right_key",
+        unique=True,
+        sqlite_where=text("revoked_at IS NULL"),
+        postgresql_where=text("revoked_at IS NULL"),
+    ),
 )
 
 # Each customer's order history across channels, for customer service (warehouse `orders`,

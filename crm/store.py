@@ -15,10 +15,10 @@ from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from crm import schema
-from crm.schema import TAG_SOURCES
+from crm.schema import OVERRIDE_KINDS, TAG_SOURCES
 from crm.search import email_key, name_key
 from orderhub import clock
 from orderhub.errors import ConfigError, OrderhubError
@@ -514,6 +514,151 @@ class CrmStore:
             rows = conn.execute(select(t).where(t.c.customer_id == customer_id).order_by(t.c.set_at, t.c.id))
             return [dict(r) for r in rows.mappings()]
 
+    # -- identity overrides (manual merge / unmerge) ------------------------------------------------
+    _overrides_ready = False  # identity_overrides checked or created by this store object
+
+    def _ensure_overrides(self) -> None:
+        # A CRM store created before identity_overrides existed gets the table on first use, whoever
+        # opened it (create_all or only ensure_ready); the other tables and their rows are untouched.
+        if self._overrides_ready:
+            return
+        self.ensure_ready()
+        try:
+            schema.identity_overrides.create(self.engine, checkfirst=True)
+        except DBAPIError:
+            # Another process created it between the check and the CREATE: fine if it now exists.
+            with self.read() as conn:
+                if not self.engine.dialect.has_table(conn, schema.identity_overrides.name):
+                    raise
+        self._overrides_ready = True
+
+    def add_override(
+        self,
+        left_key: str,
+        right_key: str,
+        kind: str,
+        *,
+        author: str,
+        note: str | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Record a person's decision on two identity keys: merge them or keep them apart.
+
+        The pair is stored once whatever the argument order. An active decision on the same pair
+        (of either kind) is revoked first, with ``author`` and ``now``: a merge after an unmerge
+        replaces it, and the history keeps both.
+
+        Args:
+            left_key: one identity key (``channel:store:...``, as in ``identities.identity_key``).
+            right_key: the other identity key.
+            kind: ``must_link`` (merge) or ``cannot_link`` (keep apart).
+            author: who decided (a CS agent's name or login).
+            note: why, kept exactly as typed (a blank note is stored as None).
+            now: when (default: now).
+
+        Returns:
+            The new override's id.
+
+        Raises:
+            ValueError: an empty or repeated key, an unknown kind, or no author.
+            CrmNotReadyError: the store was never created.
+        """
+        left, right = _override_pair(left_key, right_key)
+        if kind not in OVERRIDE_KINDS:
+            raise ValueError(f"override kind {kind!r}: use one of {OVERRIDE_KINDS} (merge / keep apart)")
+        author = _override_author(author)
+        when = now or clock.now()
+        self._ensure_overrides()
+        with self.write() as conn:
+            self._lock_pair(conn, left, right)
+            conn.execute(_revoke_pair(left, right, author, when))
+            result = conn.execute(
+                schema.identity_overrides.insert().values(
+                    left_key=left,
+                    right_key=right,
+                    kind=kind,
+                    note=note if note and note.strip() else None,
+                    author=author,
+                    created_at=when,
+                )
+            )
+            inserted = result.inserted_primary_key
+            if inserted is None or inserted[0] is None:
+                raise OrderhubError("the CRM store did not return the new override's id")
+            return int(inserted[0])
+
+    def _lock_pair(self, conn: Connection, left: str, right: str) -> None:
+        # Decisions on one pair run one after the other, so the later one revokes the earlier. SQLite
+        # writers are already serial (BEGIN IMMEDIATE). On PostgreSQL, READ COMMITTED would let two
+        # agents both find no active row and the second insert hit the unique index; a transaction
+        # advisory lock per pair makes the second wait and then see the first's row.
+        # A hash collision between two pairs only makes one wait for the other.
+        # https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS
+        if self.engine.dialect.name == "postgresql":
+            conn.execute(
+                select(func.pg_advisory_xact_lock(func.hashtextextended(f"identity_overrides {left} {right}", 0)))
+            )
+
+    def revoke_override(
+        self, left_key: str, right_key: str, *, author: str, now: datetime | None = None
+    ) -> bool:
+        """Revoke the active decision on a pair (either argument order): the resolver decides again.
+
+        The row is kept with ``revoked_at`` and ``revoked_by``, never deleted.
+
+        Args:
+            left_key: one identity key.
+            right_key: the other identity key.
+            author: who revoked it.
+            now: when (default: now).
+
+        Returns:
+            True when an active override was revoked, False when the pair had none.
+
+        Raises:
+            ValueError: an empty or repeated key, or no author.
+        """
+        left, right = _override_pair(left_key, right_key)
+        author = _override_author(author)
+        self._ensure_overrides()
+        with self.write() as conn:
+            self._lock_pair(conn, left, right)
+            return bool(conn.execute(_revoke_pair(left, right, author, now or clock.now())).rowcount)
+
+    def overrides(self, *, active_only: bool = True) -> list[dict[str, Any]]:
+        """Identity overrides as dicts (columns in table order), newest first.
+
+        Args:
+            active_only: only the decisions in force (default); False adds the revoked ones.
+        """
+        self._ensure_overrides()
+        o = schema.identity_overrides
+        query = select(o).order_by(o.c.created_at.desc(), o.c.override_id.desc())
+        if active_only:
+            query = query.where(o.c.revoked_at.is_(None))
+        with self.read() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def active_links(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """The decisions in force, for the identity resolver, oldest first.
+
+        Returns:
+            ``(must_links, cannot_links)``: ``(left_key, right_key)`` pairs with ``left_key < right_key``.
+        """
+        self._ensure_overrides()
+        o = schema.identity_overrides
+        query = (
+            select(o.c.left_key, o.c.right_key, o.c.kind)
+            .where(o.c.revoked_at.is_(None))
+            .order_by(o.c.created_at, o.c.override_id)
+        )
+        must: list[tuple[str, str]] = []
+        cannot: list[tuple[str, str]] = []
+        with self.read() as conn:
+            for left, right, kind in conn.execute(query):
+                (must if kind == "must_link" else cannot).append((left, right))
+        return must, cannot
+
     def count(self, table: str) -> int:
         """Rows in one CRM table (for the operator and tests)."""
         with self.read() as conn:
@@ -542,3 +687,32 @@ def _derive_person(row: dict[str, Any]) -> None:
         row["name_search"] = name_key(row["name"])
     if "email" in row:
         row["email"] = email_key(row["email"])
+
+
+def _override_pair(left_key: str, right_key: str) -> tuple[str, str]:
+    # Keys are compared as stored in the warehouse; only stray surrounding blanks are dropped.
+    left, right = (left_key or "").strip(), (right_key or "").strip()
+    if not left or not right:
+        raise ValueError(
+            f"an identity override needs two identity keys, got {left_key!r} and {right_key!r}; "
+            "`orderhub customer QUERY` shows a customer's identity keys"
+        )
+    if left == right:
+        raise ValueError(f"an identity override needs two different identity keys, got {left!r} twice")
+    return (left, right) if left < right else (right, left)
+
+
+def _override_author(author: str) -> str:
+    clean = (author or "").strip()
+    if not clean:
+        raise ValueError("an identity override needs an author: who decided (a CS agent's name or login)")
+    return clean
+
+
+def _revoke_pair(left: str, right: str, author: str, when: datetime) -> Any:
+    o = schema.identity_overrides
+    return (
+        update(o)
+        .where(o.c.left_key == left, o.c.right_key == right, o.c.revoked_at.is_(None))
+        .values(revoked_at=when, revoked_by=author)
+    )

@@ -336,6 +336,102 @@ def customers_dedupe(
                   f"in {stats['total_s']}s; written to {output}")
 
 
+def _identity_keys(settings: Any, ref: str) -> list[str]:
+    """Identity keys an argument names: an identity key itself, or a customer id (all its identities)."""
+    import duckdb
+
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        rows = con.execute("SELECT identity_key FROM customer_identities WHERE identity_key = ? OR customer_id = ? "
+                           "ORDER BY identity_key", [ref, ref]).fetchall()
+    if not rows:
+        raise ConfigError(f"{ref!r} is neither an identity key nor a customer id in the warehouse; "
+                          "`orderhub customer QUERY` shows a customer's identities")
+    return [r[0] for r in rows]
+
+
+def _override(home: Path | None, a: str, b: str, kind: str, note: str | None, author: str) -> None:
+    from crm.store import CrmStore
+    from orderhub import ops
+    from orderhub.errors import LockedError
+
+    settings = _settings(home)
+    left, right = _identity_keys(settings, a)[0], _identity_keys(settings, b)[0]
+    store = CrmStore(settings.crm_database_url)
+    try:
+        store.create_all()
+        store.add_override(left, right, kind, author=author, note=note)
+    finally:
+        store.close()
+    what = "merged" if kind == "must_link" else "kept apart"
+    try:
+        ops.process(settings)
+    except LockedError:
+        console.print(f"{left} and {right} will be {what}: recorded in the CRM store; a run in progress holds the "
+                      "warehouse, and the next processing applies it")
+        return
+    console.print(f"{left} and {right} are {what} (recorded in the CRM store; every later run keeps it)")
+
+
+@customers_app.command("merge")
+def customers_merge(
+    a: Annotated[str, typer.Argument(help="identity key or customer id")],
+    b: Annotated[str, typer.Argument(help="identity key or customer id")],
+    note: Annotated[str | None, typer.Option(help="why (kept with the decision)")] = None,
+    author: Annotated[str, typer.Option(help="who decided")] = os.environ.get("USER", "cli"),
+    home: HomeOpt = None,
+) -> None:
+    """Merge two customers (must-link), whatever the rules say; honoured by every later run."""
+    _override(home, a, b, "must_link", note, author)
+
+
+@customers_app.command("unmerge")
+def customers_unmerge(
+    a: Annotated[str, typer.Argument(help="identity key")],
+    b: Annotated[str, typer.Argument(help="identity key")],
+    note: Annotated[str | None, typer.Option(help="why (kept with the decision)")] = None,
+    author: Annotated[str, typer.Option(help="who decided")] = os.environ.get("USER", "cli"),
+    home: HomeOpt = None,
+) -> None:
+    """Keep two identities apart (cannot-link), whatever the rules say; honoured by every later run."""
+    _override(home, a, b, "cannot_link", note, author)
+
+
+@customers_app.command("why")
+def customers_why(
+    a: Annotated[str, typer.Argument(help="identity key")],
+    b: Annotated[str, typer.Argument(help="identity key")],
+    home: HomeOpt = None,
+) -> None:
+    """Explain how two identities relate: the links joining them, or why they are apart."""
+    from dedupe.explain import explain
+
+    settings = _settings(home)
+    left, right = _identity_keys(settings, a)[0], _identity_keys(settings, b)[0]
+    for line in explain(settings, left, right):
+        console.print(line, highlight=False)
+
+
+@customers_app.command("review")
+def customers_review(limit: int = 20, home: HomeOpt = None) -> None:
+    """Pairs the model was unsure of, most likely first: decide them with `customers merge` / `unmerge`."""
+    import duckdb
+
+    settings = _settings(home)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        rows = con.execute("""
+            SELECT r.probability, r.left_key, l.name, r.right_key, rr.name, r.weights
+            FROM customer_review r JOIN customer_identities l ON l.identity_key = r.left_key
+            JOIN customer_identities rr ON rr.identity_key = r.right_key
+            ORDER BY r.probability DESC LIMIT ?""", [limit]).fetchall()
+        total = con.execute("SELECT count(*) FROM customer_review").fetchall()[0][0]
+    table = Table(title=f"pairs to review ({total:,} in all)")
+    for column in ("probability", "left", "name", "right", "name", "per-field weights"):
+        table.add_column(column)
+    for p, lk, ln, rk, rn, w in rows:
+        table.add_row(f"{p:.3f}", lk, ln or "", rk, rn or "", w or "")
+    console.print(table)
+
+
 # -- benchmarks ------------------------------------------------------------------------------------
 @bench_app.command("pipeline")
 def bench_pipeline(

@@ -74,6 +74,18 @@ def pending_batches(landing: LandingStore, wh: Warehouse) -> list[Manifest]:
     return [m for m in landing.manifests() if m.batch_id not in done]
 
 
+def identity_overrides(settings: Settings) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The merges and unmerges customer service made (CRM store ``identity_overrides``), for every run."""
+    from crm.store import CrmStore
+
+    store = CrmStore(settings.crm_database_url)
+    try:
+        store.create_all()
+        return store.active_links()
+    finally:
+        store.close()
+
+
 def process_landed(
     settings: Settings,
     landing: LandingStore,
@@ -138,7 +150,8 @@ def process_landed(
         if progress:
             progress(done, total)
     result.mirrors = resolve_mirrors(wh.con)
-    identity = resolve_customers(wh.con)
+    must, cannot = identity_overrides(settings)
+    identity = resolve_customers(wh.con, must_link=must, cannot_link=cannot)
     result.customers = getattr(identity, "customers", 0)
     log.info(
         "processed %d batches: %d new, %d updated, %d unchanged orders; %d quarantined",
