@@ -25,9 +25,12 @@ and the component search stay as they are.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -160,6 +163,8 @@ class IdentityStats:
         review_pairs: pairs waiting for a person (``customer_review``).
         flagged: clusters to look at (``customer_flags``).
         model: whether the probabilistic model was trained, or why not.
+        mode: ``full`` (everything resolved), ``add`` (new identities added to the stored index) or
+            ``unchanged`` (nothing new since the last run).
     """
 
     orders: int = 0
@@ -173,6 +178,7 @@ class IdentityStats:
     review_pairs: int = 0
     flagged: int = 0
     model: str = ""
+    mode: str = "full"
 
 
 def customer_id_for(root_key: str) -> str:
@@ -229,6 +235,7 @@ def resolve_customers(
     must_link: Sequence[tuple[str, str]] = (),
     cannot_link: Sequence[tuple[str, str]] = (),
     settings: ResolveSettings | None = None,
+    index_path: Path | None = None,
 ) -> IdentityStats:
     """Resolve identities into customers (dedupe/PEOPLE.md), set ``orders.customer_id``, rebuild ``customers``.
 
@@ -254,11 +261,14 @@ def resolve_customers(
         must_link, cannot_link: identity key pairs a person decided (pairs naming an identity that no
             longer exists are skipped).
         settings: resolution thresholds (dedupe/people.py ``ResolveSettings``).
+        index_path: a DuckDB file keeping the people index between runs. With it, a run whose
+            identities are the last run's plus new ones only adds the new ones (cost grows with
+            them); a changed or vanished identity, or changed decisions, resolve everything again.
+            Without it every run resolves everything.
 
     Returns:
         Counts of identities, customers and what changed.
     """
-    from dedupe.people import PeopleIndex
 
     now = clock.now()
     latest = ",\n       ".join(
@@ -267,43 +277,69 @@ def resolve_customers(
     )
     con.execute(_KEYED)
     con.execute(_IDENTITIES.format(latest=latest))
-    records = query_frame(con, """
-        SELECT identity_key AS record_id, channel, store, channel_customer_key AS channel_customer_id,
-               coalesce(buyer, name) AS name, email, coalesce(raw_phone, phone) AS phone, ship_name, line1, line2,
-               city, region, postal_code, country
-        FROM _oh_ident""")
-    known = set(records["record_id"].to_list())
+    # One record per distinct set of details an identity has shown: a customer who moved keeps both
+    # addresses as evidence, and a new order with new details is a new record, not a changed one (so a
+    # stored index only grows). An identity's records are one person by construction.
+    records = query_frame(con, f"""
+        SELECT identity_key || chr(31) || left(md5(concat_ws(chr(31), {_DETAILS})), 16) AS record_id, identity_key,
+               channel, store, ck AS channel_customer_id, coalesce(buyer, name) AS name, em AS email,
+               coalesce(raw_phone, ph) AS phone, ship_name, line1, line2, city, region, postal_code, country
+        FROM (SELECT DISTINCT identity_key, channel, store, ck, buyer, name, em, raw_phone, ph, ship_name, line1,
+                              line2, city, region, postal_code, country FROM _oh_keyed)
+        ORDER BY record_id""")
+    identity_of = dict(zip(records["record_id"].to_list(), records["identity_key"].to_list(), strict=True))
+    first: dict[str, str] = {}
+    for record_id, identity_key in identity_of.items():
+        first.setdefault(identity_key, record_id)
+    # Internal links of an identity carry score 0, so that any real link names the rule instead.
+    musts: list[tuple[object, ...]] = [(first[i], r, SAME_IDENTITY, 0.0) for r, i in identity_of.items()
+                                       if first[i] != r]
     mirrors = query_frame(con, """
         SELECT DISTINCT m.identity_key AS a, o.identity_key AS b
         FROM _oh_keyed m JOIN _oh_keyed o ON o.order_id = m.duplicate_of WHERE m.identity_key <> o.identity_key""")
     extra = _linker_edges(con, linkers)
-    musts: list[tuple[object, ...]] = [(a, b, "mirror", 1.0) for a, b in mirrors.iter_rows()]
-    musts += [(a, b, rule, score if score is not None else 1.0)
+    musts += [(first[a], first[b], "mirror", 1.0) for a, b in mirrors.iter_rows()]
+    musts += [(first[a], first[b], rule, score if score is not None else 1.0)
               for a, b, rule, score in extra.select("left_key", "right_key", "rule", "score").iter_rows()]
-    musts += [(a, b, "must_link", 1.0) for a, b in must_link if a in known and b in known]
-    cannots = [(a, b) for a, b in cannot_link if a in known and b in known and a != b]
+    musts += [(first[a], first[b], "must_link", 1.0) for a, b in must_link if a in first and b in first]
+    cannots = [(first[a], first[b]) for a, b in cannot_link if a in first and b in first and a != b]
     cfg = settings or ResolveSettings(max_key_profiles=max_key_identities)
-    index = PeopleIndex(settings=cfg)
-    try:
-        result = index.resolve(records, must_link=musts, cannot_link=cannots)
-    finally:
-        index.con.close()
+    result, every, mode = _resolve(records.drop("identity_key"), musts, cannots, cfg, index_path)
+    # Per identity: its cluster, and the strongest rule any of its records was linked by.
+    per_record = every.with_columns(
+        pl.col("record_id").replace_strict(identity_of, default=None, return_dtype=pl.String).alias("identity_key"),
+        pl.when(pl.col("rule") == SAME_IDENTITY).then(None).otherwise(pl.col("rule")).alias("rule"),
+    ).filter(pl.col("identity_key").is_not_null())
     res = (
-        result.clusters.rename({"record_id": "identity_key", "match_probability": "score"})
+        per_record.sort(["identity_key", "match_probability", "rule"], descending=[False, True, False], nulls_last=True)
+        .group_by("identity_key", maintain_order=True)
+        .agg(pl.col("cluster_id").first(), pl.col("rule").drop_nulls().first(),
+             pl.col("match_probability").filter(pl.col("rule").is_not_null()).first().alias("score"))
         .with_columns(pl.len().over("cluster_id").alias("cluster_size"))
     )
-    customer_of = {c: customer_id_for(c) for c in res["cluster_id"].unique().to_list()}
+    # A customer is named by the smallest identity key of its cluster (stable while the cluster is).
+    root = res.group_by("cluster_id").agg(pl.col("identity_key").min().alias("root"))
+    customer_of = {c: customer_id_for(r) for c, r in root.iter_rows()}
     res = res.with_columns(pl.col("cluster_id").replace_strict(customer_of, return_dtype=pl.String).alias("customer_id"))
     customer_by_key = dict(zip(res["identity_key"].to_list(), res["customer_id"].to_list(), strict=True))
-    links = result.links.select(
-        pl.col("left_id").alias("left_key"), pl.col("right_id").alias("right_key"), "rule", "probability", "weights",
-        pl.col("left_id").replace_strict(customer_by_key, return_dtype=pl.String).alias("customer_id"))
-    review = result.review.select(
-        pl.col("left_id").alias("left_key"), pl.col("right_id").alias("right_key"), "probability", "weights",
-        pl.col("left_id").replace_strict(customer_by_key, return_dtype=pl.String).alias("left_customer"),
-        pl.col("right_id").replace_strict(customer_by_key, return_dtype=pl.String).alias("right_customer"))
-    flags = result.flags.select(
-        pl.col("cluster_id").replace_strict(customer_of, return_dtype=pl.String).alias("customer_id"), "reason")
+
+    def _keys(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(
+            pl.col("left_id").replace_strict(identity_of, default=None, return_dtype=pl.String).alias("left_key"),
+            pl.col("right_id").replace_strict(identity_of, default=None, return_dtype=pl.String).alias("right_key"),
+        ).filter(pl.col("left_key").is_not_null() & pl.col("right_key").is_not_null()
+                 & (pl.col("left_key") != pl.col("right_key")))
+
+    links = _keys(result.links).filter(pl.col("rule") != SAME_IDENTITY).select(
+        "left_key", "right_key", "rule", "probability", "weights",
+        pl.col("left_key").replace_strict(customer_by_key, return_dtype=pl.String).alias("customer_id"))
+    review = _keys(result.review).select(
+        "left_key", "right_key", "probability", "weights",
+        pl.col("left_key").replace_strict(customer_by_key, return_dtype=pl.String).alias("left_customer"),
+        pl.col("right_key").replace_strict(customer_by_key, return_dtype=pl.String).alias("right_customer"))
+    flags = result.flags.with_columns(
+        pl.col("cluster_id").replace_strict(customer_of, default=None, return_dtype=pl.String).alias("customer_id")
+    ).filter(pl.col("customer_id").is_not_null()).select("customer_id", "reason").unique()
     with transaction(con):
         with registered(con, "_oh_res", res.select("identity_key", "customer_id", "rule", "score", "cluster_size")):
             con.execute(_CLUSTERS, [now])
@@ -322,10 +358,22 @@ def resolve_customers(
         )
         customers = _rebuild_customers(con, now)
         for table, frame in (("customer_links", links), ("customer_review", review), ("customer_flags", flags)):
-            con.execute(f"DELETE FROM {table}")
+            if mode == "full":
+                con.execute(f"DELETE FROM {table}")
+            elif table == "customer_flags" and frame.height:
+                with registered(con, "_oh_frame", frame):
+                    con.execute("DELETE FROM customer_flags WHERE customer_id IN (SELECT customer_id FROM _oh_frame)")
             if frame.height:
                 with registered(con, "_oh_frame", frame):
                     con.execute(f"INSERT INTO {table} SELECT * FROM _oh_frame")
+        if mode == "add":  # clusters that merged renamed their customer: links and review pairs follow
+            con.execute("""UPDATE customer_links l SET customer_id = i.customer_id FROM _oh_identities i
+                           WHERE i.identity_key = l.left_key AND l.customer_id IS DISTINCT FROM i.customer_id""")
+            con.execute("""UPDATE customer_review r SET left_customer = i.customer_id FROM _oh_identities i
+                           WHERE i.identity_key = r.left_key AND r.left_customer IS DISTINCT FROM i.customer_id""")
+            con.execute("""UPDATE customer_review r SET right_customer = i.customer_id FROM _oh_identities i
+                           WHERE i.identity_key = r.right_key AND r.right_customer IS DISTINCT FROM i.customer_id""")
+            con.execute("DELETE FROM customer_review WHERE left_customer = right_customer")
         counts = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE cluster_size > 1) FROM _oh_identities"
         ).fetchall()[0]
@@ -344,7 +392,106 @@ def resolve_customers(
         review_pairs=review.height,
         flagged=flags.height,
         model=str(result.stats.get("model", "")),
+        mode=mode,
     )
+
+
+SAME_IDENTITY = "same_identity"  # the internal link between the records of one identity
+_DETAILS = ", ".join(f"coalesce({c}, '')" for c in ("ck", "buyer", "name", "em", "raw_phone", "ph", "ship_name", "line1",
+                                                    "line2", "city", "region", "postal_code", "country"))
+_INPUT_COLUMNS = ("channel", "store", "channel_customer_id", "name", "email", "phone", "ship_name", "line1", "line2",
+                  "city", "region", "postal_code", "country")
+
+
+def _resolve(records: pl.DataFrame, musts: list[tuple[object, ...]], cannots: list[tuple[str, str]],
+             cfg: ResolveSettings, index_path: Path | None) -> tuple[Any, pl.DataFrame, str]:
+    """Resolve in full, or add the new identities to the stored index; the run and every identity's cluster."""
+    from dedupe.people import PeopleIndex
+
+    if index_path is None:
+        index = PeopleIndex(settings=cfg)
+        try:
+            result = index.resolve(records, must_link=musts, cannot_link=cannots)
+        finally:
+            index.con.close()
+        return result, result.clusters, "full"
+    index_path.parent.mkdir(parents=True, exist_ok=True)
+    inputs = records.select("record_id", pl.concat_str([pl.col(c).fill_null("\x00") for c in _INPUT_COLUMNS],
+                                                       separator="\x1f").alias("raw"))
+    # Person decisions and linker pairs must be the same as when the index was built; mirror and
+    # same-identity links only grow with new records (checked below).
+    decided = sorted([list(map(str, m)) for m in musts if m[2] not in (SAME_IDENTITY, "mirror")])
+    decisions = hashlib.sha256(json.dumps([decided, sorted(map(list, cannots))]).encode()).hexdigest()
+    structural = pl.DataFrame([(str(m[0]), str(m[1])) for m in musts if m[2] in (SAME_IDENTITY, "mirror")],
+                              schema={"a": pl.String, "b": pl.String}, orient="row")
+    con = duckdb.connect(str(index_path))
+    try:
+        index = PeopleIndex(con, cfg)
+        stored = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name IN "
+                             "('people_inputs', 'people_rules', 'people_decisions', 'people_musts')").fetchall()[0][0] == 4
+        mode, new = "full", pl.DataFrame()
+        if stored and con.execute("SELECT decisions FROM people_decisions").fetchall() == [(decisions,)]:
+            with registered(con, "_oh_inputs", inputs):
+                diff = con.execute("""
+                    SELECT count(*) FILTER (WHERE o.record_id IS NULL) AS new,
+                           count(*) FILTER (WHERE i.record_id IS NULL
+                                            OR (o.record_id IS NOT NULL AND i.raw IS DISTINCT FROM o.raw)) AS other
+                    FROM _oh_inputs i FULL JOIN people_inputs o USING (record_id)""").fetchall()[0]
+                new = query_frame(con, "SELECT record_id FROM _oh_inputs WHERE record_id NOT IN "
+                                       "(SELECT record_id FROM people_inputs)")
+            with registered(con, "_oh_structural", structural):
+                # A mirror found between two known records since: the index cannot just grow.
+                late = con.execute("""
+                    SELECT count(*) FROM _oh_structural s
+                    WHERE s.a IN (SELECT record_id FROM people_inputs) AND s.b IN (SELECT record_id FROM people_inputs)
+                      AND (s.a, s.b) NOT IN (SELECT (a, b) FROM people_musts)""").fetchall()[0][0]
+                # Too few records to train on last time (no model): everything again, it is small.
+                trained = con.execute("SELECT count(*) FROM people_model").fetchall()[0][0] > 0
+                if diff[1] == 0 and late == 0:
+                    mode = "unchanged" if not diff[0] else "add" if trained else "full"
+        if mode == "full":
+            result = index.resolve(records, must_link=musts, cannot_link=cannots)
+            con.execute("CREATE OR REPLACE TABLE people_rules "
+                        "(record_id VARCHAR PRIMARY KEY, rule VARCHAR, match_probability DOUBLE)")
+            con.execute("CREATE OR REPLACE TABLE people_inputs (record_id VARCHAR PRIMARY KEY, raw VARCHAR)")
+            con.execute("CREATE OR REPLACE TABLE people_decisions (decisions VARCHAR)")
+            con.execute("CREATE OR REPLACE TABLE people_musts (a VARCHAR, b VARCHAR)")
+            con.execute("INSERT INTO people_decisions VALUES (?)", [decisions])
+            changed = inputs
+        elif mode == "add":
+            fresh = set(new["record_id"].to_list())
+            result = index.add(records.filter(pl.col("record_id").is_in(list(fresh))),
+                               must_link=[m for m in musts if m[0] in fresh or m[1] in fresh],
+                               cannot_link=[c for c in cannots if c[0] in fresh or c[1] in fresh])
+            changed = inputs.filter(pl.col("record_id").is_in(list(fresh)))
+        else:
+            from dedupe.people import Resolution
+
+            empty = pl.DataFrame(schema={"left_id": pl.String, "right_id": pl.String})
+            result = Resolution(clusters=pl.DataFrame(), links=empty.with_columns(
+                pl.lit(None, dtype=pl.String).alias("rule"), pl.lit(None, dtype=pl.Float64).alias("probability"),
+                pl.lit(None, dtype=pl.String).alias("weights")), review=empty.with_columns(
+                pl.lit(None, dtype=pl.Float64).alias("probability"), pl.lit(None, dtype=pl.String).alias("weights")),
+                flags=pl.DataFrame(schema={"cluster_id": pl.String, "reason": pl.String}), stats={"model": "stored"})
+            changed = inputs.clear()
+        if mode != "unchanged":
+            with registered(con, "_oh_structural", structural):
+                con.execute("INSERT INTO people_musts SELECT a, b FROM _oh_structural EXCEPT SELECT a, b FROM people_musts")
+            with registered(con, "_oh_changed", changed), registered(con, "_oh_rules", result.clusters.select(
+                    "record_id", "rule", "match_probability")):
+                con.execute("INSERT OR REPLACE INTO people_inputs SELECT record_id, raw FROM _oh_changed")
+                # A record the add did not touch keeps its rule (the add reports it without one).
+                con.execute("""INSERT OR REPLACE INTO people_rules
+                               SELECT n.record_id, coalesce(n.rule, o.rule), coalesce(n.match_probability,
+                                                                                    o.match_probability)
+                               FROM _oh_rules n LEFT JOIN people_rules o USING (record_id)""")
+        every = query_frame(con, """
+            SELECT r.record_id, p.cluster_id, x.match_probability, x.rule
+            FROM people_records r JOIN people_profiles p ON p.unique_id = r.profile
+            LEFT JOIN people_rules x USING (record_id)""")
+    finally:
+        con.close()
+    return result, every, mode
 
 
 def _linker_edges(con: duckdb.DuckDBPyConnection, linkers: Sequence[Linker]) -> pl.DataFrame:

@@ -151,7 +151,8 @@ def process_landed(
             progress(done, total)
     result.mirrors = resolve_mirrors(wh.con)
     must, cannot = identity_overrides(settings)
-    identity = resolve_customers(wh.con, must_link=must, cannot_link=cannot)
+    identity = resolve_customers(wh.con, must_link=must, cannot_link=cannot,
+                                 index_path=settings.home / "state" / "people.duckdb")
     result.customers = getattr(identity, "customers", 0)
     log.info(
         "processed %d batches: %d new, %d updated, %d unchanged orders; %d quarantined",
