@@ -372,36 +372,28 @@ def _override(home: Path | None, a: str, b: str, kind: str, note: str | None, au
     console.print(f"{left} and {right} are {what} (recorded in the CRM store; every later run keeps it)")
 
 
+IdentityArg = Annotated[str, typer.Argument(help="identity key, or a customer id (its first identity)")]
+NoteOpt = Annotated[str | None, typer.Option(help="why (kept with the decision)")]
+AuthorOpt = Annotated[str, typer.Option(help="who decided")]
+DEFAULT_AUTHOR = os.environ.get("USER", "cli")
+
+
 @customers_app.command("merge")
-def customers_merge(
-    a: Annotated[str, typer.Argument(help="identity key or customer id")],
-    b: Annotated[str, typer.Argument(help="identity key or customer id")],
-    note: Annotated[str | None, typer.Option(help="why (kept with the decision)")] = None,
-    author: Annotated[str, typer.Option(help="who decided")] = os.environ.get("USER", "cli"),
-    home: HomeOpt = None,
-) -> None:
+def customers_merge(a: IdentityArg, b: IdentityArg, note: NoteOpt = None,
+                    author: AuthorOpt = DEFAULT_AUTHOR, home: HomeOpt = None) -> None:
     """Merge two customers (must-link), whatever the rules say; honoured by every later run."""
     _override(home, a, b, "must_link", note, author)
 
 
 @customers_app.command("unmerge")
-def customers_unmerge(
-    a: Annotated[str, typer.Argument(help="identity key")],
-    b: Annotated[str, typer.Argument(help="identity key")],
-    note: Annotated[str | None, typer.Option(help="why (kept with the decision)")] = None,
-    author: Annotated[str, typer.Option(help="who decided")] = os.environ.get("USER", "cli"),
-    home: HomeOpt = None,
-) -> None:
+def customers_unmerge(a: IdentityArg, b: IdentityArg, note: NoteOpt = None,
+                      author: AuthorOpt = DEFAULT_AUTHOR, home: HomeOpt = None) -> None:
     """Keep two identities apart (cannot-link), whatever the rules say; honoured by every later run."""
     _override(home, a, b, "cannot_link", note, author)
 
 
 @customers_app.command("why")
-def customers_why(
-    a: Annotated[str, typer.Argument(help="identity key")],
-    b: Annotated[str, typer.Argument(help="identity key")],
-    home: HomeOpt = None,
-) -> None:
+def customers_why(a: IdentityArg, b: IdentityArg, home: HomeOpt = None) -> None:
     """Explain how two identities relate: the links joining them, or why they are apart."""
     from dedupe.explain import explain
 
