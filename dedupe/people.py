@@ -25,7 +25,7 @@ The pipeline (dedupe/PEOPLE.md explains each choice):
    review queue, with their per-field match weights.
 7. **Clusters**: must-links first, then deterministic links, then probabilistic links strongest first,
    each merge refused if it would put a cannot-link pair into one cluster. Clusters with more profiles than
-   ``max_cluster_size``, or chains held together by single probabilistic links, are flagged.
+   ``max_cluster_size``, or two groups held together by one probabilistic link (a bridge), are flagged.
 
 Every link carries its rule, its probability and the per-field match weights, so a cluster can be
 explained (``orderhub customers why``) and undone (cannot-link).
@@ -724,7 +724,10 @@ class PeopleIndex:
             WHERE {scope}
         """)
         con.execute("DROP TABLE _pp_assign")
-        flags = _flags(clusters, cfg)
+        # Known profiles a new record touched are already connected inside their cluster: an edge to the
+        # cluster's anchor stands for that, so bridge finding sees them as one group.
+        structure = edges + [(x, a, "known", 1.0) for x, a in anchor.items() if x != a]
+        flags = _flags(clusters, cfg, _bridges(structure, clusters))
         firsts = _first_records(con, [x for a, b, *_ in edges for x in (a, b)] +
                                 scored["unique_id_l"].to_list() + scored["unique_id_r"].to_list())
         named = pl.DataFrame({"uid": list(firsts), "rid": list(firsts.values())},
@@ -826,18 +829,72 @@ def _first_records(con: duckdb.DuckDBPyConnection, profiles: list[int]) -> dict[
     return dict(zip(found["unique_id"].to_list(), found["first_record"].to_list(), strict=True))
 
 
-def _flags(clusters: pl.DataFrame, cfg: ResolveSettings) -> pl.DataFrame:
-    """Clusters to look at: too many distinct profiles, or chains of probabilistic links only."""
+def _flags(clusters: pl.DataFrame, cfg: ResolveSettings, bridges: pl.DataFrame) -> pl.DataFrame:
+    """Clusters to look at: too many distinct profiles, or two groups held together by one probabilistic link."""
     # Size in profiles: one person's hundred identical orders are one profile, not a big cluster.
     sizes = clusters.group_by("cluster_id").agg(pl.col("profile").n_unique().alias("profiles"))
     big = sizes.filter(pl.col("profiles") > cfg.max_cluster_size).select(
         "cluster_id", pl.format("{} distinct profiles (more than {})", pl.col("profiles"),
                                 pl.lit(cfg.max_cluster_size)).alias("reason"))
-    linked = clusters.filter(pl.col("rule") == "splink").group_by("cluster_id").agg(
-        pl.col("profile").n_unique().alias("linked"))
-    chains = linked.filter(pl.col("linked") >= 3).select(
-        "cluster_id", pl.format("{} profiles joined by probabilistic links only", pl.col("linked")).alias("reason"))
-    return pl.concat([big, chains]).cast({"cluster_id": pl.String, "reason": pl.String})
+    return pl.concat([big, bridges]).cast({"cluster_id": pl.String, "reason": pl.String})
+
+
+def _bridges(edges: list[tuple[int, int, str, float]], clusters: pl.DataFrame) -> pl.DataFrame:
+    """Probabilistic links whose removal splits their cluster into two groups of two or more profiles.
+
+    Such a link is the only thing holding two groups together: if it is wrong, two people are merged.
+    Bridges are found per cluster by depth-first search with low links (Tarjan), iteratively.
+    """
+    cluster_of = dict(zip(clusters["profile"].to_list(), clusters["cluster_id"].to_list(), strict=True))
+    suspect = {cluster_of.get(a) for a, b, rule, _ in edges if rule == "splink"} - {None}
+    graph: dict[int, list[tuple[int, int]]] = {}
+    kept = [(a, b, rule, p) for a, b, rule, p in edges if a != b and cluster_of.get(a) in suspect]
+    for i, (a, b, _, _) in enumerate(kept):
+        graph.setdefault(a, []).append((b, i))
+        graph.setdefault(b, []).append((a, i))
+    order: dict[int, int] = {}
+    low: dict[int, int] = {}
+    size: dict[int, int] = {}
+    found: list[tuple[str, str]] = []
+    for root in graph:
+        if root in order:
+            continue
+        # Iterative DFS: (node, edge index it came by, iterator over its neighbours).
+        stack = [(root, -1, iter(graph[root]))]
+        order[root] = low[root] = len(order)
+        size[root] = 1
+        component = [root]
+        while stack:
+            node, via, neighbours = stack[-1]
+            step = next(neighbours, None)
+            if step is None:
+                stack.pop()
+                if stack:
+                    parent = stack[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                    size[parent] += size[node]
+                continue
+            nxt, edge = step
+            if edge == via:
+                continue
+            if nxt in order:
+                low[node] = min(low[node], order[nxt])
+            else:
+                order[nxt] = low[nxt] = len(order)
+                size[nxt] = 1
+                component.append(nxt)
+                stack.append((nxt, edge, iter(graph[nxt])))
+        total = len(component)
+        for node in component:
+            for nxt, edge in graph[node]:
+                a, b, rule, p = kept[edge]
+                # A tree edge node -> nxt is a bridge when nothing below nxt reaches above it.
+                if rule == "splink" and order[nxt] > order[node] and low[nxt] > order[node]:
+                    below = size[nxt]
+                    if below >= 2 and total - below >= 2:
+                        found.append((str(cluster_of[a]), f"two groups of {total - below} and {below} profiles held "
+                                                          f"together by one probabilistic link (p={p:.4f})"))
+    return pl.DataFrame(found, schema={"cluster_id": pl.String, "reason": pl.String}, orient="row").unique()
 
 
 def weights_json(row: dict[str, Any]) -> str:

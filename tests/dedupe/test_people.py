@@ -116,3 +116,19 @@ def test_incremental_add_matches_a_full_run_and_keeps_cluster_ids(population) ->
     assert len(moved) <= 0.02 * len(before)
     with pytest.raises(ValueError, match="already in the index"):
         index.add(new.head(1).drop("person_id"))
+
+
+def test_a_probabilistic_link_holding_two_groups_together_is_flagged() -> None:
+    from dedupe.people import _bridges
+
+    clusters = pl.DataFrame({"profile": list(range(6)), "cluster_id": ["c"] * 6})
+    triangle = [(0, 1, "email", 1.0), (1, 2, "phone", 1.0), (0, 2, "splink", 0.999),
+                (3, 4, "email", 1.0), (4, 5, "email", 1.0)]
+    bridged = _bridges([*triangle, (2, 3, "splink", 0.9971)], clusters)
+    assert bridged.to_dicts() == [{"cluster_id": "c", "reason": "two groups of 3 and 3 profiles held together by one "
+                                                               "probabilistic link (p=0.9971)"}]
+    # A second, independent link between the groups: no single point of failure.
+    assert _bridges([*triangle, (2, 3, "splink", 0.9971), (1, 4, "phone", 1.0)], clusters).height == 0
+    # A lone record hanging on one link is not two groups.
+    assert _bridges([(0, 1, "email", 1.0), (1, 2, "splink", 0.999)],
+                    clusters.head(3)).height == 0
