@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +177,10 @@ def shopify_api_time(orders_per_day: int = 5000, *, days: int = 20, seed: int = 
                                    bulk_seconds=0.0)
         runs: dict[str, dict[str, Any]] = {}
         with EmulatorServer(emulator) as server:
-            def sync(name: str, landing: LandingStore, bulk_after_days: float) -> None:
+            def sync(name: str, landing: LandingStore, bulk_after_days: float, at: datetime) -> None:
+                # Every run starts at the same sandbox instant (``at``), however long the last one took,
+                # so paging and the bulk operation read the same history.
+                clock.set_offset(clock_file, at - datetime.now(UTC))
                 store = ShopifyStore(key="bench", shop=domain, access_token=Secret(token), endpoint=server.url,
                                      bulk_after_days=bulk_after_days, bulk_poll_s=0.01, backfill_days=days)
                 client = ShopifyClient(store, timeout=300, policy=RetryPolicy(max_attempts=3, base_delay=0.01))
@@ -191,11 +194,10 @@ def shopify_api_time(orders_per_day: int = 5000, *, days: int = 20, seed: int = 
                               "run_s": round(time.perf_counter() - t0, 1)}
 
             say("backfilling by paging, then by a bulk operation (limits lifted; priced afterwards) …")
-            sync("paged", LandingStore(home / "paged"), 0.0)
+            sync("paged", LandingStore(home / "paged"), 0.0, now)
             bulk = LandingStore(home / "bulk")
-            sync("bulk", bulk, 7.0)
-            clock.set_offset(clock_file, timedelta(minutes=15))
-            sync("incremental", bulk, 7.0)
+            sync("bulk", bulk, 7.0, now)
+            sync("incremental", bulk, 7.0, now + timedelta(minutes=15))
         expected = sum(1 for o in business.orders if o.created_at <= now and o.version_at(now) is not None)
     paged, bulk_run, inc = runs["paged"], runs["bulk"], runs["incremental"]
     per_100 = round(paged["cost"] / max(1, paged["records"]) * 100, 1)
