@@ -60,6 +60,11 @@ def test_unmerge_and_merge_survive_full_reruns_and_why_explains(tmp_path, monkey
         why = runner.invoke(app, ["customers", "why", c, d])
         assert "merged them" in why.output and "a person merged them" in why.output
 
+        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+            pending = con.execute("SELECT count(*) FROM customer_review").fetchall()[0][0]
+        review = runner.invoke(app, ["customers", "review", "--limit", "5"])
+        assert review.exit_code == 0 and f"pairs to review ({pending:,} in all)" in review.output
+
         bad = runner.invoke(app, ["customers", "why", a, "nobody:at:all"])
         assert bad.exit_code != 0
     clock.use_offset_file(None)
