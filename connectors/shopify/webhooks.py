@@ -216,6 +216,8 @@ class WebhookReceiver:
             local and no ``state_dir`` was given.
     """
 
+    channel = CHANNEL  # the channel whose deliveries land (a subclass for another channel sets its own)
+
     def __init__(
         self,
         stores: Iterable[ShopifyStore],
@@ -226,17 +228,9 @@ class WebhookReceiver:
         secrets: Mapping[str, str] | None = None,
         state_dir: str | Path | None = None,
     ) -> None:
-        self.landing = landing
         given = {domain.lower(): value for domain, value in (secrets or {}).items()}
-        local = _local_path(landing)
-        if state_dir is None and local is None:
-            raise ConfigError(f"landing {landing.root} is not a local folder: give the webhook receiver a local "
-                              "state_dir for the ids of landed deliveries")
-        # Default: beside the batches, {landing}/shopify/{store}/webhooks/seen.sqlite.
-        state = Path(state_dir) if state_dir is not None else None
         self._stores: dict[str, ShopifyStore] = {}
-        self._secrets: dict[str, str] = {}
-        self._seen: dict[str, SeenDeliveries] = {}
+        self._prepare(landing, state_dir)
         try:
             for store in stores:
                 domain = store.domain.lower()
@@ -248,16 +242,53 @@ class WebhookReceiver:
                 if not secret:
                     raise ConfigError(f"shopify store {store.key} has no secret to verify webhooks: set its "
                                       "webhook_secret (or client_secret) to the app's client secret")
-                register_secret(secret)
-                self._stores[domain], self._secrets[domain] = store, secret
-                where = state / store.key if state is not None else Path(str(local)) / CHANNEL / store.key / STREAM
-                self._seen[domain] = SeenDeliveries(where / SEEN_FILE, landing, store.key)
-            self._server = _Server((host, port), _Handler)
+                self._stores[domain] = store
+                self._add_store(domain, store.key, secret, "webhook_id")
+            self._serve_on(host, port, _Handler)
         except BaseException:
             self._close_seen()
             raise
-        self._server.receiver = self
+
+    # -- shared by every channel's receiver ----------------------------------------------------------------
+    def _prepare(self, landing: LandingStore, state_dir: str | Path | None) -> None:
+        """Where the seen-ids files go: ``{state_dir}/{store}``, or beside the batches on a local landing."""
+        self.landing = landing
+        self._local = _local_path(landing)
+        if state_dir is None and self._local is None:
+            raise ConfigError(f"landing {landing.root} is not a local folder: give the webhook receiver a local "
+                              "state_dir for the ids of landed deliveries")
+        self._state = Path(state_dir) if state_dir is not None else None
+        self._secrets: dict[str, str] = {}
+        self._seen: dict[str, SeenDeliveries] = {}
         self._thread: threading.Thread | None = None
+
+    def _add_store(self, name: str, store_key: str, secret: str, id_key: str) -> None:
+        """Take deliveries for one store, told apart by ``name``: its secret and seen-ids file."""
+        register_secret(secret)
+        self._secrets[name] = secret
+        # Default: beside the batches, {landing}/{channel}/{store}/webhooks/seen.sqlite.
+        where = self._state / store_key if self._state is not None else Path(str(self._local)) / self.channel / store_key / STREAM
+        self._seen[name] = SeenDeliveries(where / SEEN_FILE, self.landing, store_key, channel=self.channel,
+                                          id_key=id_key)
+
+    def _serve_on(self, host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = _Server((host, port), handler)
+        self._server.receiver = self
+
+    def _land_once(self, name: str, store_key: str, id_key: str, delivery_id: str, topic: str,
+                   land: Callable[[], Manifest]) -> Reply:
+        """Land a verified delivery unless its id landed before; the reply the sender gets."""
+        try:
+            manifest = self._seen[name].land_once(delivery_id, land)
+        except Exception:  # whatever stopped the landing, the sender must retry the delivery
+            log.exception("%s %s: delivery %s (%s) could not be landed", self.channel, store_key, delivery_id, topic)
+            return Reply(500, {"error": "the delivery could not be landed; retry it"})
+        if manifest is None:
+            log.info("%s %s: delivery %s (%s) was landed before; not landed again", self.channel, store_key,
+                     delivery_id, topic)
+            return Reply(200, {"status": "duplicate", id_key: delivery_id})
+        log.info("%s %s: delivery %s (%s) landed as %s", self.channel, store_key, delivery_id, topic, manifest.batch_id)
+        return Reply(200, {"status": "landed", "batch_id": manifest.batch_id})
 
     # -- the delivery, apart from HTTP -------------------------------------------------------------------
     def receive(self, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
@@ -298,16 +329,7 @@ class WebhookReceiver:
             return self.landing.write_batch(CHANNEL, store.key, STREAM, [part], None, source="webhook",
                                             meta={"webhook_id": webhook_id, "topic": topic})
 
-        try:
-            manifest = self._seen[domain].land_once(webhook_id, land)
-        except Exception:  # whatever stopped the landing, Shopify must retry the delivery
-            log.exception("shopify %s: webhook %s (%s) could not be landed", store.key, webhook_id, topic)
-            return Reply(500, {"error": "the delivery could not be landed; retry it"})
-        if manifest is None:
-            log.info("shopify %s: webhook %s (%s) was landed before; not landed again", store.key, webhook_id, topic)
-            return Reply(200, {"status": "duplicate", "webhook_id": webhook_id})
-        log.info("shopify %s: webhook %s (%s) landed as %s", store.key, webhook_id, topic, manifest.batch_id)
-        return Reply(200, {"status": "landed", "batch_id": manifest.batch_id})
+        return self._land_once(domain, store.key, "webhook_id", webhook_id, topic, land)
 
     # -- serving -----------------------------------------------------------------------------------------
     @property
@@ -324,7 +346,7 @@ class WebhookReceiver:
     def start(self) -> WebhookReceiver:
         """Serve in a background thread."""
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="shopify-webhooks", daemon=True)
+                                        name=f"{self.channel}-webhooks", daemon=True)
         self._thread.start()
         return self
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -44,7 +43,6 @@ from connectors.shopify import webhooks as shopify_webhooks
 from connectors.shopify.webhooks import (
     SEEN_FILE,
     Reply,
-    SeenDeliveries,
     WebhookReceiver,
     signature_of,
     verify_signature,
@@ -52,7 +50,6 @@ from connectors.shopify.webhooks import (
 from connectors.woocommerce.config import WooCommerceStore
 from orderhub.config import Settings
 from orderhub.errors import ConfigError
-from orderhub.log import register_secret
 
 __all__ = ["PATH_PREFIX", "SEEN_FILE", "TOPICS", "WooCommerceWebhookReceiver", "kind_of", "serve_webhooks",
            "signature_of", "verify_signature"]
@@ -103,6 +100,8 @@ class WooCommerceWebhookReceiver(WebhookReceiver):
             local and no ``state_dir`` was given.
     """
 
+    channel = CHANNEL
+
     def __init__(
         self,
         stores: Iterable[WooCommerceStore],
@@ -114,15 +113,8 @@ class WooCommerceWebhookReceiver(WebhookReceiver):
         state_dir: str | Path | None = None,
     ) -> None:
         # Not super().__init__: that one takes Shopify stores keyed by shop domain; the rest is shared.
-        self.landing = landing
-        local = shopify_webhooks._local_path(landing)
-        if state_dir is None and local is None:
-            raise ConfigError(f"landing {landing.root} is not a local folder: give the webhook receiver a local "
-                              "state_dir for the ids of landed deliveries")
-        state = Path(state_dir) if state_dir is not None else None
         self._woo_stores: dict[str, WooCommerceStore] = {}
-        self._secrets: dict[str, str] = {}
-        self._seen: dict[str, SeenDeliveries] = {}
+        self._prepare(landing, state_dir)
         try:
             for store in stores:
                 if store.key in self._woo_stores:
@@ -131,17 +123,12 @@ class WooCommerceWebhookReceiver(WebhookReceiver):
                 if not secret:
                     raise ConfigError(f"woocommerce store {store.key} has no webhook_secret: set it to the secret of "
                                       "the shop's webhooks (WooCommerce > Settings > Advanced > Webhooks)")
-                register_secret(secret)
-                self._woo_stores[store.key], self._secrets[store.key] = store, secret
-                where = state / store.key if state is not None else Path(str(local)) / CHANNEL / store.key / STREAM
-                self._seen[store.key] = SeenDeliveries(where / SEEN_FILE, landing, store.key, channel=CHANNEL,
-                                                      id_key="delivery_id")
-            self._server = shopify_webhooks._Server((host, port), _Handler)
+                self._woo_stores[store.key] = store
+                self._add_store(store.key, store.key, secret, "delivery_id")
+            self._serve_on(host, port, _Handler)
         except BaseException:
             self._close_seen()
             raise
-        self._server.receiver = self
-        self._thread: threading.Thread | None = None
 
     # -- the delivery, apart from HTTP -------------------------------------------------------------------
     def receive(self, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
@@ -190,17 +177,7 @@ class WooCommerceWebhookReceiver(WebhookReceiver):
             part = Part(kind_of(topic), body, TOPICS[topic], request)
             return self.landing.write_batch(CHANNEL, store.key, STREAM, [part], None, source="webhook", meta=meta)
 
-        try:
-            manifest = self._seen[store.key].land_once(delivery_id, land)
-        except Exception:  # whatever stopped the landing, WooCommerce must retry the delivery
-            log.exception("woocommerce %s: delivery %s (%s) could not be landed", store.key, delivery_id, topic)
-            return Reply(500, {"error": "the delivery could not be landed; retry it"})
-        if manifest is None:
-            log.info("woocommerce %s: delivery %s (%s) was landed before; not landed again", store.key, delivery_id,
-                     topic)
-            return Reply(200, {"status": "duplicate", "delivery_id": delivery_id})
-        log.info("woocommerce %s: delivery %s (%s) landed as %s", store.key, delivery_id, topic, manifest.batch_id)
-        return Reply(200, {"status": "landed", "batch_id": manifest.batch_id})
+        return self._land_once(store.key, store.key, "delivery_id", delivery_id, topic, land)
 
     # -- serving (the rest is the Shopify receiver's) ------------------------------------------------------
     @property
@@ -215,9 +192,7 @@ class WooCommerceWebhookReceiver(WebhookReceiver):
 
     def start(self) -> WooCommerceWebhookReceiver:
         """Serve in a background thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="woocommerce-webhooks", daemon=True)
-        self._thread.start()
+        super().start()
         return self
 
     def __enter__(self) -> WooCommerceWebhookReceiver:
