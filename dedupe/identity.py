@@ -1,25 +1,15 @@
-"""Customer identities: link every channel identity to one customer, deterministically and stably.
+"""Customer identities: one customer per real person, explained and stable across runs.
 
 An *identity* is what one channel knows about a buyer in one store: the channel's customer key
 when it has one, else the e-mail, else the phone, else just the order (a guest with nothing to go
 by, or a masked Amazon buyer). Its key is ``{channel}:{store}:{ck|email|phone|order}:{value}``.
-Identities are linked when they share a *link key*:
 
-- ``email``: the normalized e-mail (trimmed, lower-case). An Amazon relay address
-  (``…@marketplace.amazon.<tld>``) is a key only among Amazon identities: by itself it never
-  links to another channel;
-- ``phone``: an E.164 number;
-- ``mirror``: a mirror (``duplicate_of`` set by dedupe/mirrors.py) is the same purchase as its
-  original, so the mirror's identity joins the original's (run resolve_mirrors first);
-- ``channel_customer``: the channel's own customer key within one store is the identity itself
-  (an empty key or ``"0"``, WooCommerce's guest, is no key).
-
-The keys are extracted set-based in DuckDB (where the orders are); the connected components are
-found in polars by label propagation with pointer jumping over integer edges (no Python loop
-per row). A customer's id is ``"cus_" + sha256(smallest identity key of its cluster)[:16]``: it
-stays the same on every run while the cluster does not change. Probabilistic matching (splink)
-plugs in as a :data:`Linker` that adds scored edges between identities; the deterministic keys
-and the component search stay as they are.
+The identities, with every set of details each has shown, are the records of the people engine
+(dedupe/people.py, explained in PEOPLE.md): normalized, linked by deterministic keys (an Amazon
+relay address only among Amazon identities) and by splink, and clustered under must-links (a
+mirror and its original are one purchase; a plugged-in :data:`Linker`'s pairs; a person's merges)
+and cannot-links (a person's unmerges). A customer's id is ``"cus_" + sha256(smallest identity key
+of its cluster)[:16]``: it stays the same on every run while the cluster does not change.
 """
 
 from __future__ import annotations
@@ -48,11 +38,6 @@ GUEST_KEYS = ("", "0")  # WooCommerce customer_id 0 = guest checkout; no channel
 # dummy phone, the one account an importing app books every marketplace order on), not a
 # person: one person has at most a few identities per store.
 MAX_KEY_IDENTITIES = 100
-
-# The rule recorded for an identity, strongest evidence first: in a cluster of several
-# identities, the first kind of key it shares (or a linker's rule); alone, what keys the identity
-# itself (its channel customer key, e-mail or phone), or "self" when nothing does.
-RULES = ("email", "phone", "mirror", "channel_customer", "self")
 
 EDGE_SCHEMA: dict[str, pl.DataType] = {
     "left_key": pl.String(),
@@ -98,12 +83,11 @@ SELECT *, channel || ':' || store || ':' || kind || ':' || coalesce(ck, em, ph, 
 FROM kinds
 """
 
-# One row per identity, numbered in key order (node 0 = the smallest key), with its attributes
+# One row per identity, with its attributes
 # from its most recent order that has a value, column by column.
 _IDENTITIES = """
 CREATE OR REPLACE TEMP TABLE _oh_ident AS
 SELECT identity_key,
-       (row_number() OVER (ORDER BY identity_key) - 1)::UINTEGER AS node,
        any_value(channel) AS channel, any_value(store) AS store, any_value(kind) AS kind,
        {latest}
 FROM _oh_keyed GROUP BY identity_key
@@ -158,7 +142,6 @@ class IdentityStats:
         linked_identities: identities that share their customer with at least one other identity.
         orders_relinked: orders whose customer_id changed in this run.
         ignored_keys: link keys too common to be a person's (see ``max_key_identities``).
-        iterations: label-propagation rounds (0: clusters come from dedupe/people.py's union-find).
         by_rule: identities per rule that linked them.
         review_pairs: pairs waiting for a person (``customer_review``).
         flagged: clusters to look at (``customer_flags``).
@@ -173,7 +156,6 @@ class IdentityStats:
     linked_identities: int = 0
     orders_relinked: int = 0
     ignored_keys: int = 0
-    iterations: int = 0
     by_rule: dict[str, int] = field(default_factory=dict)
     review_pairs: int = 0
     flagged: int = 0
@@ -184,47 +166,6 @@ class IdentityStats:
 def customer_id_for(root_key: str) -> str:
     """The customer id of a cluster whose smallest identity key is ``root_key``."""
     return "cus_" + hashlib.sha256(root_key.encode("utf-8")).hexdigest()[:16]
-
-
-def connected_components(n: int, edges: pl.DataFrame) -> tuple[pl.Series, int]:
-    """Connected components of an undirected graph, labelled by their smallest node.
-
-    Min-label propagation over all edges at once, followed by pointer jumping
-    (``label = label[label]``) so that long chains collapse in a logarithmic number of rounds.
-
-    Args:
-        n: number of nodes, numbered ``0 .. n-1``.
-        edges: ``src`` and ``dst`` node numbers, in either direction.
-
-    Returns:
-        The label of every node (the smallest node of its component) and the rounds it took.
-    """
-    label = pl.int_range(0, n, dtype=pl.UInt32, eager=True).alias("label")
-    if n == 0 or edges.height == 0:
-        return label, 0
-    both = pl.concat(
-        [
-            edges.select(pl.col("src").cast(pl.UInt32).alias("a"), pl.col("dst").cast(pl.UInt32).alias("b")),
-            edges.select(pl.col("dst").cast(pl.UInt32).alias("a"), pl.col("src").cast(pl.UInt32).alias("b")),
-        ]
-    )
-    rounds = 0
-    while True:
-        rounds += 1
-        offers = (
-            both.with_columns(label.gather(both["b"]).alias("offer")).group_by("a").agg(pl.col("offer").min())
-        )
-        current = label.gather(offers["a"])
-        better = pl.select(pl.min_horizontal(current, offers["offer"])).to_series()
-        new = label.clone().scatter(offers["a"], better)
-        while True:  # pointer jumping: a label's label is in the same component and not larger
-            jumped = new.gather(new)
-            if jumped.equals(new):
-                break
-            new = jumped
-        if new.equals(label):
-            return label, rounds
-        label = new
 
 
 def resolve_customers(
@@ -387,7 +328,6 @@ def resolve_customers(
         linked_identities=int(counts[1]),
         orders_relinked=relinked,
         ignored_keys=int(sum(result.stats.get("hubs", {}).values())),
-        iterations=0,
         by_rule={rule: int(count) for rule, count in sorted(by_rule.items())},
         review_pairs=review.height,
         flagged=flags.height,
@@ -495,23 +435,12 @@ def _resolve(records: pl.DataFrame, musts: list[tuple[object, ...]], cannots: li
 
 
 def _linker_edges(con: duckdb.DuckDBPyConnection, linkers: Sequence[Linker]) -> pl.DataFrame:
-    # Linker edges on identity keys, numbered like the deterministic ones (src/dst).
-    schema: dict[str, pl.DataType] = {**EDGE_SCHEMA, "src": pl.UInt32(), "dst": pl.UInt32()}
+    """The pairs every plugged-in linker finds between the identities (:data:`EDGE_SCHEMA`)."""
     if not linkers:
-        return pl.DataFrame(schema=schema)
-    nodes = query_frame(
-        con,
-        "SELECT identity_key, node, channel, store, channel_customer_key, email, phone, name, line1, city, "
-        "postal_code, country FROM _oh_ident",
-    )
-    view = nodes.drop("node")
-    found = pl.concat([linker(view).select(list(EDGE_SCHEMA)).cast(EDGE_SCHEMA) for linker in linkers])  # type: ignore[arg-type]
-    keys = nodes.select("identity_key", "node")
-    return (
-        found.join(keys.rename({"identity_key": "left_key", "node": "src"}), on="left_key")
-        .join(keys.rename({"identity_key": "right_key", "node": "dst"}), on="right_key")
-        .select(list(schema))
-    )
+        return pl.DataFrame(schema=EDGE_SCHEMA)
+    view = query_frame(con, "SELECT identity_key, channel, store, channel_customer_key, email, phone, name, line1, "
+                            "city, postal_code, country FROM _oh_ident")
+    return pl.concat([linker(view).select(list(EDGE_SCHEMA)).cast(EDGE_SCHEMA) for linker in linkers])  # type: ignore[arg-type]
 
 
 _CONTACT_COLUMNS = ("name", "email", "phone", "country", "first_order_at", "last_order_at", "orders_count",

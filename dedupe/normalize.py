@@ -678,10 +678,6 @@ def _city_parts(raw: str | None) -> tuple[str | None]:
     return (city_key(raw),)
 
 
-def _country_parts(raw: str | None) -> tuple[str | None]:
-    return (country_code(raw),)
-
-
 def _apply(fn: Callable[..., tuple[object, ...]], rows: list[tuple[str | None, ...]]) -> list[tuple[object, ...]]:
     """``fn`` over ``rows`` (runs in a worker process)."""
     return [fn(*row) for row in rows]

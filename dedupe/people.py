@@ -895,8 +895,3 @@ def _bridges(edges: list[tuple[int, int, str, float]], clusters: pl.DataFrame) -
                         found.append((str(cluster_of[a]), f"two groups of {total - below} and {below} profiles held "
                                                           f"together by one probabilistic link (p={p:.4f})"))
     return pl.DataFrame(found, schema={"cluster_id": pl.String, "reason": pl.String}, orient="row").unique()
-
-
-def weights_json(row: dict[str, Any]) -> str:
-    """Per-field match weights of a scored pair as JSON (for explanations)."""
-    return json.dumps({c[3:]: round(float(row[c]), 2) for c in _WEIGHT_COLUMNS if row.get(c) is not None})

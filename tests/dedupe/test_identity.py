@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from dedupe.identity import EDGE_SCHEMA, connected_components, customer_id_for, resolve_customers
+from dedupe.identity import EDGE_SCHEMA, customer_id_for, resolve_customers
 from dedupe.mirrors import resolve_mirrors
 from tests.warehouse.factories import T0, line_rows, order_rows
 from warehouse.db import Warehouse
@@ -305,24 +305,3 @@ def test_a_probabilistic_linker_plugs_in_with_its_rule_and_score(wh: Warehouse) 
     stats = resolve_customers(wh.con, linkers=[same_name_and_postcode])
     assert stats.customers == 1
     assert set(wh.con.execute("SELECT rule, score FROM customer_identities").fetchall()) == {("splink", 0.97)}
-
-
-def test_components_of_a_long_chain_take_few_rounds() -> None:
-    n = 5000
-    chain = pl.DataFrame(
-        {"src": list(range(n - 1)), "dst": list(range(1, n))}, schema={"src": pl.UInt32, "dst": pl.UInt32}
-    )
-    labels, rounds = connected_components(
-        n + 2,
-        pl.concat(
-            [
-                chain,
-                pl.DataFrame({"src": [n + 1]}, schema={"src": pl.UInt32}).with_columns(
-                    pl.lit(n, dtype=pl.UInt32).alias("dst")
-                ),
-            ]
-        ),
-    )
-    assert labels[:n].unique().to_list() == [0]
-    assert labels[n:].to_list() == [n, n]
-    assert rounds < 20
