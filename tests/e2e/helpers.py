@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import combinations
 from typing import Any
 
 from connectors.base import cursor_as_of
@@ -69,14 +68,11 @@ def expected(business: Any, landing: LandingStore) -> Expected:
 
 def pairwise_precision_recall(assignments: list[tuple[str, str]]) -> tuple[float, float]:
     """Pairwise precision and recall of (person_id, customer_id) assignments, one per order."""
-    by_person: dict[str, list[int]] = {}
-    by_customer: dict[str, list[int]] = {}
-    for i, (person, customer) in enumerate(assignments):
-        by_person.setdefault(person, []).append(i)
-        by_customer.setdefault(customer, []).append(i)
-    true_pairs = {p for idx in by_person.values() for p in combinations(idx, 2)}
-    found_pairs = {p for idx in by_customer.values() for p in combinations(idx, 2)}
-    tp = len(true_pairs & found_pairs)
-    precision = tp / len(found_pairs) if found_pairs else 1.0
-    recall = tp / len(true_pairs) if true_pairs else 1.0
-    return precision, recall
+    import polars as pl
+
+    from orderhub.bench_identity import scores
+
+    frame = pl.DataFrame([(str(i), p, c) for i, (p, c) in enumerate(assignments)],
+                         schema={"record_id": pl.String, "person_id": pl.String, "cluster_id": pl.String}, orient="row")
+    s = scores(frame.select("record_id", "cluster_id"), frame.select("record_id", "person_id"))
+    return s["pairwise_precision"], s["pairwise_recall"]
