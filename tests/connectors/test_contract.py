@@ -11,6 +11,7 @@ from orderhub import clock
 from orderhub.config import load_settings
 from pipelines import amazon, feed, shopify, storefront, woocommerce  # noqa: F401 - register normalizers
 from pipelines.common import normalize_batches
+from sandbox.generator import DEFAULT_STORES
 from sandbox.server import Sandbox
 from tests.e2e.helpers import expected
 
@@ -25,7 +26,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory):
     clock.use_offset_file(None)
 
 
-STORE_KEYS = ["acme-us", "acme-eu", "amz-us", "amz-ca", "woo-shop", "laden-de", "market-gb"]
+STORE_KEYS = [spec.key for spec in DEFAULT_STORES]  # every sandbox store: a new channel's store joins by itself
 
 
 def _store(settings, key):
