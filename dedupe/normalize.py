@@ -7,7 +7,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -686,25 +686,69 @@ def _apply(fn: Callable[..., tuple[object, ...]], rows: list[tuple[str | None, .
 # Below this many distinct values in all, starting worker processes (each imports phonenumbers and
 # polars, ~1 s) costs more than it saves.
 PARALLEL_MIN_VALUES = 50_000
-# (input columns, function, output columns) per field; phone and postcode need the country first.
-_STAGES: tuple[tuple[tuple[str, ...], Callable[..., tuple[object, ...]], tuple[str, ...]], ...] = (
-    (("_email",), _email_parts, ("n_email", "n_email_relay")),
-    (("_phone", "_phone_region", "_phone_fallback"), _phone_parts, ("n_phone",)),
-    (("_first_name", "_last_name", "_name"), _name_parts, _NAME_COLUMNS),
-    (("_line1", "_line2"), street_key, _STREET_COLUMNS),
-    (("_postal_code", "n_country"), _postcode_parts, ("n_postcode",)),
-    (("_city",), _city_parts, ("n_city",)),
+
+
+def _fast_phones(frame: pl.DataFrame) -> pl.DataFrame:
+    from dedupe.fastphone import phones_frame
+    return phones_frame(frame.rename({"_phone": "raw", "_phone_region": "region", "_phone_fallback": "fallback"}))
+
+
+def _fast_names(frame: pl.DataFrame) -> pl.DataFrame:
+    from dedupe.fastname import names_frame
+    return names_frame(frame.rename({"_first_name": "first_name", "_last_name": "last_name", "_name": "name"}))
+
+
+def _fast_streets(frame: pl.DataFrame) -> pl.DataFrame:
+    from dedupe.fastaddress import streets_frame
+    return streets_frame(frame.rename({"_line1": "line1", "_line2": "line2"}))
+
+
+def _fast_emails(frame: pl.DataFrame) -> pl.DataFrame:
+    from dedupe.fastaddress import emails_frame
+    return emails_frame(frame.rename({"_email": "email"}))
+
+
+def _fast_postcodes(frame: pl.DataFrame) -> pl.DataFrame:
+    from dedupe.fastaddress import postcodes_frame
+    return postcodes_frame(frame.rename({"_postal_code": "postal_code", "n_country": "country"}))
+
+
+_Stage = tuple[tuple[str, ...], Callable[..., tuple[object, ...]], tuple[str, ...],
+               Callable[[pl.DataFrame], pl.DataFrame] | None]
+# (input columns, scalar function, output columns, vectorized function) per field; phone and postcode
+# need the country first. The vectorized function answers the common shapes at once (polars, Rust
+# regexes) and marks them ``certified``; the scalar function, the reference, answers the rest.
+_STAGES: tuple[_Stage, ...] = (
+    (("_email",), _email_parts, ("n_email", "n_email_relay"), _fast_emails),
+    (("_phone", "_phone_region", "_phone_fallback"), _phone_parts, ("n_phone",), _fast_phones),
+    (("_first_name", "_last_name", "_name"), _name_parts, _NAME_COLUMNS, _fast_names),
+    (("_line1", "_line2"), street_key, _STREET_COLUMNS, _fast_streets),
+    (("_postal_code", "n_country"), _postcode_parts, ("n_postcode",), _fast_postcodes),
+    (("_city",), _city_parts, ("n_city",), None),
 )
 
 
-def _map_stages(work: pl.DataFrame, workers: int) -> list[pl.DataFrame]:
-    """Per stage, its distinct input rows with the function's outputs as columns."""
-    distinct = [work.select(keys).unique() for keys, _, _ in _STAGES]
-    rows = [frame.rows() for frame in distinct]
+def _map_stages(work: pl.DataFrame, workers: int, vectorized: bool) -> list[pl.DataFrame]:
+    """Per stage, its distinct input rows with the outputs as columns."""
+    distinct = [work.select(keys).unique() for keys, _, _, _ in _STAGES]
+
+    def vectorize(i: int) -> tuple[pl.DataFrame | None, pl.DataFrame]:
+        frame, (_, _, outputs, fast) = distinct[i], _STAGES[i]
+        if not vectorized or fast is None or not frame.height:
+            return None, frame
+        answered = pl.concat([frame, fast(frame).select(*outputs, "certified")], how="horizontal")
+        return answered.filter("certified").drop("certified"), frame.filter(~answered["certified"])
+
+    # The stages are independent and polars releases the GIL: two threads keep both cores busy.
+    with ThreadPoolExecutor(max(1, min(workers, len(_STAGES)))) as threads:
+        split = list(threads.map(vectorize, range(len(_STAGES))))
+    done = [answered for answered, _ in split]
+    todo = [rest for _, rest in split]
+    rows = [frame.rows() for frame in todo]
     total = sum(len(r) for r in rows)
     if workers > 1 and total >= PARALLEL_MIN_VALUES and "fork" in multiprocessing.get_all_start_methods():
         chunk = max(1000, total // (workers * 4))
-        jobs = [(i, fn, part[k:k + chunk]) for i, ((_, fn, _), part) in enumerate(zip(_STAGES, rows, strict=True))
+        jobs = [(i, fn, part[k:k + chunk]) for i, ((_, fn, _, _), part) in enumerate(zip(_STAGES, rows, strict=True))
                 for k in range(0, len(part), chunk)]
         results: list[list[tuple[object, ...]]] = [[] for _ in _STAGES]
         # fork: a worker runs only the pure-Python functions above on plain tuples, never polars or
@@ -715,15 +759,16 @@ def _map_stages(work: pl.DataFrame, workers: int) -> list[pl.DataFrame]:
                                       strict=True):
                 results[i].extend(out)
     else:
-        results = [_apply(fn, part) for (_, fn, _), part in zip(_STAGES, rows, strict=True)]
-    return [
-        pl.concat([frame, pl.DataFrame(values, schema={c: _OUTPUT_SCHEMA[c] for c in outputs}, orient="row")],
-                  how="horizontal")
-        for frame, values, (_, _, outputs) in zip(distinct, results, _STAGES, strict=True)
-    ]
+        results = [_apply(fn, part) for (_, fn, _, _), part in zip(_STAGES, rows, strict=True)]
+    mapped = []
+    for frame, values, answered, (_, _, outputs, _) in zip(todo, results, done, _STAGES, strict=True):
+        scalar = pl.concat([frame, pl.DataFrame(values, schema={c: _OUTPUT_SCHEMA[c] for c in outputs}, orient="row")],
+                           how="horizontal")
+        mapped.append(scalar if answered is None else pl.concat([answered, scalar], how="vertical_relaxed"))
+    return mapped
 
 
-def normalize_people(df: pl.DataFrame, *, workers: int | None = None) -> pl.DataFrame:
+def normalize_people(df: pl.DataFrame, *, workers: int | None = None, vectorized: bool = True) -> pl.DataFrame:
     """``df`` with the ``n_*`` identity keys of every row; the original columns are left as they are.
 
     Each scalar normalizer runs once per distinct input value (or combination) and is joined back,
@@ -734,6 +779,8 @@ def normalize_people(df: pl.DataFrame, *, workers: int | None = None) -> pl.Data
             region, postal_code, country and store_country (fallback phone region); missing ones count
             as null. first_name/last_name win over splitting ``name`` on rows that have either.
         workers: processes for the distinct values (default: the CPU count; 1 = this process only).
+        vectorized: answer the common shapes with the vectorized normalizers (``dedupe.fastphone``,
+            ``dedupe.fastname``, ``dedupe.fastaddress``); False runs the scalar functions on every value.
 
     Returns:
         ``df`` plus n_email, n_email_relay, n_phone, n_first, n_last, n_first_canon, n_initial,
@@ -759,7 +806,8 @@ def normalize_people(df: pl.DataFrame, *, workers: int | None = None) -> pl.Data
     work = work.with_columns(
         pl.when(international).then(None).otherwise(pl.col("n_country")).alias("_phone_region"),
         pl.when(international).then(None).otherwise(pl.col("_store_country")).alias("_phone_fallback"))
-    for (keys, _, _), mapped in zip(_STAGES, _map_stages(work, workers or os.cpu_count() or 1), strict=True):
+    for (keys, _, _, _), mapped in zip(_STAGES, _map_stages(work, workers or os.cpu_count() or 1, vectorized),
+                                       strict=True):
         work = work.join(mapped, on=list(keys), how="left", nulls_equal=True, maintain_order="left")
     out = df.drop([c for c in _OUTPUT_SCHEMA if c in df.columns])
     return pl.concat([out, work.select(list(_OUTPUT_SCHEMA))], how="horizontal")

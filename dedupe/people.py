@@ -99,7 +99,12 @@ def names_compatible_sql(left: str = "a.", right: str = "b.") -> str:
 
     straight = rules(cols(left, False), cols(right, False))
     swapped = rules(cols(left, False), cols(right, True))
-    return f"({straight} OR {swapped})"
+    # Most pairs have the same tokens, or the same surname and first name: CASE decides those without
+    # evaluating the string distances (an OR would compute every branch for every pair).
+    quick = (f"({left}n_name_tokens = {right}n_name_tokens AND {left}n_name_tokens <> '') OR "
+             f"({left}n_last = {right}n_last AND ({left}n_first = {right}n_first "
+             f"OR {left}n_first_canon = {right}n_first_canon))")
+    return f"(CASE WHEN {quick} THEN true ELSE ({straight} OR {swapped}) END)"
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,7 @@ class ResolveSettings:
     hub_names: int = 3
     max_key_profiles: int = 100
     max_cluster_size: int = 12
-    u_max_pairs: float = 5e6
+    u_max_pairs: float = 1e6
     em_sample: float = 1.0
     threads: int | None = None
     min_profiles: int = 200
@@ -205,14 +210,15 @@ def _drop_gift_addresses(n: pl.DataFrame) -> pl.DataFrame:
     differs = pl.col("ship_name").is_not_null() & (
         pl.col("ship_name").str.strip_chars().str.to_lowercase()
         != pl.col("name").str.strip_chars().str.to_lowercase()).fill_null(True)
+    pending = n.filter(differs)
     ships = normalize_people(
-        n.filter(differs).select("record_id", pl.col("ship_name").alias("name")).with_columns(
+        pending.select("record_id", pl.col("ship_name").alias("name")).with_columns(
             *(pl.lit(None, dtype=pl.String).alias(c) for c in INPUT_COLUMNS if c not in ("record_id", "name")))
     ).select("record_id", *(pl.col(c).alias(f"s_{c}") for c in ("n_first", "n_last", "n_first_canon", "n_initial",
                                                                   "n_name_tokens")))
     con = duckdb.connect()
     try:
-        con.register("a", n.select("record_id", "n_first", "n_last", "n_first_canon", "n_initial", "n_name_tokens"))
+        con.register("a", pending.select("record_id", "n_first", "n_last", "n_first_canon", "n_initial", "n_name_tokens"))
         con.register("b", ships.rename({f"s_{c}": c for c in ("n_first", "n_last", "n_first_canon", "n_initial",
                                                               "n_name_tokens")}))
         gifts = query_frame(
@@ -252,24 +258,27 @@ SELECT DISTINCT profile, key, kind FROM (
 )"""
 # Keys held by more distinct names than a person has, or by too many profiles: evidence, not links.
 _HUBS = """
+WITH shared AS (SELECT k.key FROM people_keys k WHERE {where} GROUP BY k.key HAVING count(*) > 1)
 SELECT k.key, any_value(k.kind) AS kind, count(DISTINCT k.profile) AS profiles,
        count(DISTINCT p.n_last) AS names
-FROM people_keys k JOIN people_profiles p ON p.unique_id = k.profile
-WHERE {where}
+FROM people_keys k SEMI JOIN shared USING (key) JOIN people_profiles p ON p.unique_id = k.profile
 GROUP BY k.key
-HAVING count(DISTINCT k.profile) > 1 AND (names > ? OR profiles > ?)"""
+HAVING names > ? OR profiles > ?"""
 # Deterministic pairs among the keys of {keys} (all keys, or the new profiles' keys against all).
 _DETERMINISTIC = """
-WITH k AS (SELECT * FROM people_keys WHERE kind <> 'address' AND key NOT IN (SELECT key FROM people_hubs)),
-pairs AS (
-    SELECT least(x.profile, y.profile) AS l, greatest(x.profile, y.profile) AS r, x.kind AS rule
-    FROM {keys} x JOIN k y ON x.key = y.key AND x.profile <> y.profile
+WITH shared AS (SELECT key FROM people_keys WHERE kind <> 'address' GROUP BY key HAVING count(*) > 1),
+k AS (SELECT * FROM people_keys SEMI JOIN shared USING (key) WHERE key NOT IN (SELECT key FROM people_hubs)),
+pairs AS MATERIALIZED (
+    SELECT DISTINCT ON (l, r) l, r, rule FROM (
+        SELECT least(x.profile, y.profile) AS l, greatest(x.profile, y.profile) AS r, x.kind AS rule
+        FROM {keys} x JOIN k y ON x.key = y.key AND x.profile <> y.profile)
+    ORDER BY l, r, CASE rule WHEN 'email' THEN 0 WHEN 'channel_customer' THEN 1 ELSE 2 END
 )
-SELECT DISTINCT ON (l, r) l AS "left", r AS "right", rule
+SELECT l AS "left", r AS "right", rule
 FROM pairs JOIN people_profiles a ON a.unique_id = l JOIN people_profiles b ON b.unique_id = r
 WHERE a.n_last IS NULL OR b.n_last IS NULL
    OR (coalesce({compatible}, false) AND (rule <> 'phone' OR (length(a.n_first) > 1 AND length(b.n_first) > 1)))
-ORDER BY l, r, CASE rule WHEN 'email' THEN 0 WHEN 'channel_customer' THEN 1 ELSE 2 END"""
+ORDER BY l, r"""
 # The model's view of profiles: hub values and Amazon relay addresses left out.
 _MODEL_ROWS = """
 SELECT p.unique_id, p.n_first, p.n_last, p.n_first_canon, p.n_initial, nullif(p.n_name_tokens, '') AS n_name_tokens,
@@ -308,8 +317,10 @@ def _splink_settings(settings: ResolveSettings) -> Any:
                 cll.CustomLevel("greatest(length(n_first_l), length(n_first_r)) >= 5 "
                                 "AND damerau_levenshtein(n_first_l, n_first_r) <= 1"))).configure(
                 tf_adjustment_column="n_last", label_for_charts="same surname, nickname or first-name typo"),
-            cll.And(cll.Or(cll.JaroWinklerLevel("n_last", 0.92), cll.DamerauLevenshteinLevel("n_last", 1)),
-                    cll.ExactMatchLevel("n_first_canon")).configure(label_for_charts="surname typo, same first name"),
+            # The exact test first: AND evaluates its right side only where its left side holds.
+            cll.And(cll.ExactMatchLevel("n_first_canon"),
+                    cll.Or(cll.JaroWinklerLevel("n_last", 0.92), cll.DamerauLevenshteinLevel("n_last", 1))).configure(
+                label_for_charts="surname typo, same first name"),
             cll.And(cll.ExactMatchLevel("n_last"), cll.CustomLevel(
                 "(length(n_first_l) = 1 AND n_first_l = n_initial_r) OR (length(n_first_r) = 1 AND n_first_r = n_initial_l)"
             )).configure(label_for_charts="same surname, initial"),
@@ -384,7 +395,7 @@ def blocking_rules(block_on: Any) -> list[Any]:
         block_on("n_first_canon", "n_postcode"),
         block_on("n_line", "n_postcode"),
         block_on("n_first_canon", "n_last", "n_city"),
-        block_on("n_name_tokens", "n_country"),
+        block_on("n_name_tokens", "n_city"),
     ]
 
 
@@ -397,7 +408,9 @@ def _train(linker: Any, settings: ResolveSettings) -> list[str]:
     steps = [
         ("prior", lambda: linker.training.estimate_probability_two_random_records_match(
             [block_on("n_email"), block_on("n_phone")], recall=0.6)),
-        ("u", lambda: linker.training.estimate_u_using_random_sampling(max_pairs=settings.u_max_pairs, seed=1)),
+        # One chunk: splink's default ten chunks cost more in round trips than they save on this data.
+        ("u", lambda: linker.training.estimate_u_using_random_sampling(max_pairs=settings.u_max_pairs, seed=1,
+                                                                       num_chunks=1)),
         # EM twice, each blocked on what it does not train: names + address, then e-mail + phone.
         ("em_by_email", lambda: linker.training.estimate_parameters_using_expectation_maximisation(
             block_on("n_email"), record_sample_proportion=settings.em_sample)),
@@ -423,11 +436,11 @@ def _train(linker: Any, settings: ResolveSettings) -> list[str]:
 
 # -- clusters -------------------------------------------------------------------------------------------
 class _Clusters:
-    """Union-find over node ids that refuses a merge joining a cannot-link pair."""
+    """Union-find over the node ids ``0 .. size - 1`` that refuses a merge joining a cannot-link pair."""
 
-    def __init__(self, cannot: Iterable[tuple[int, int]]) -> None:
-        self.parent: dict[int, int] = {}
-        self.size: dict[int, int] = {}
+    def __init__(self, size: int, cannot: Iterable[tuple[int, int]]) -> None:
+        self.parent = list(range(size))
+        self.weight = [1] * size
         self.cannot: dict[int, set[int]] = {}
         for a, b in cannot:
             self.cannot.setdefault(a, set()).add(b)
@@ -437,9 +450,9 @@ class _Clusters:
     def find(self, x: int) -> int:
         parent = self.parent
         root = x
-        while parent.get(root, root) != root:
+        while parent[root] != root:
             root = parent[root]
-        while parent.get(x, x) != root:
+        while parent[x] != root:
             parent[x], x = root, parent[x]
         return root
 
@@ -448,30 +461,39 @@ class _Clusters:
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return False
-        ca, cb = self.cannot.get(ra), self.cannot.get(rb)
-        if ca and any(self.find(x) == rb for x in ca):
-            self.refused += 1
-            return False
-        if self.size.get(ra, 1) < self.size.get(rb, 1):
+        cannot = self.cannot
+        if cannot:
+            ca, cb = cannot.get(ra), cannot.get(rb)
+            if ca and any(self.find(x) == rb for x in ca):
+                self.refused += 1
+                return False
+        else:
+            ca = cb = None
+        if self.weight[ra] < self.weight[rb]:
             ra, rb, ca, cb = rb, ra, cb, ca
         self.parent[rb] = ra
-        self.size[ra] = self.size.get(ra, 1) + self.size.get(rb, 1)
+        self.weight[ra] += self.weight[rb]
         if cb:
-            self.cannot.setdefault(ra, set()).update(cb)
+            cannot.setdefault(ra, set()).update(cb)
         return True
+
+    def roots(self, nodes: Sequence[int]) -> list[int]:
+        """The root of each of ``nodes``."""
+        find = self.find
+        return [find(x) for x in nodes]
 
 
 _WEIGHT_COLUMNS = ("mw_name", "mw_email", "mw_phone", "mw_address")
 TF_COLUMNS = ("n_last", "n_email", "n_phone")  # the columns whose levels are term-frequency adjusted
 _PROFILE_TABLE = f"""
 CREATE TABLE IF NOT EXISTS people_profiles (
-    unique_id UINTEGER PRIMARY KEY, signature UBIGINT, first_record VARCHAR, records BIGINT, channel VARCHAR,
+    unique_id UINTEGER, signature UBIGINT, first_record VARCHAR, records BIGINT, channel VARCHAR,
     store VARCHAR, channel_customer_id VARCHAR, {", ".join(f"{c} {'BOOLEAN' if c == 'n_email_relay' else 'VARCHAR'}"
                                                           for c in _PROFILE_COLUMNS)},
     cluster_id VARCHAR)"""
 _TABLES = (
     _PROFILE_TABLE,
-    "CREATE TABLE IF NOT EXISTS people_records (record_id VARCHAR PRIMARY KEY, profile UINTEGER)",
+    "CREATE TABLE IF NOT EXISTS people_records (record_id VARCHAR, profile UINTEGER)",
     "CREATE TABLE IF NOT EXISTS people_keys (profile UINTEGER, key VARCHAR, kind VARCHAR)",
     "CREATE TABLE IF NOT EXISTS people_hubs (key VARCHAR PRIMARY KEY, kind VARCHAR, profiles BIGINT, names BIGINT)",
     "CREATE TABLE IF NOT EXISTS people_model (model VARCHAR)",
@@ -525,15 +547,20 @@ class PeopleIndex:
                 CREATE OR REPLACE TEMP TABLE _pp_sig AS
                 SELECT record_id, channel, store, channel_customer_id, {_COLS}, {_SIGNATURE} AS signature FROM _pp_in
             """)
+        # One profile per signature, numbered in signature order, holding its first record's values (every
+        # record of a profile has the same ones: they make the signature); then each record points at it.
         con.execute("""
-            INSERT INTO people_records
-            SELECT record_id, (dense_rank() OVER (ORDER BY signature) - 1)::UINTEGER FROM _pp_sig""")
+            CREATE OR REPLACE TEMP TABLE _pp_ids AS
+            SELECT (row_number() OVER (ORDER BY signature) - 1)::UINTEGER AS unique_id, signature, first_record, records
+            FROM (SELECT signature, min(record_id) AS first_record, count(*) AS records FROM _pp_sig GROUP BY signature)
+        """)
         con.execute(f"""
             INSERT INTO people_profiles
-            SELECT r.profile, any_value(s.signature), min(s.record_id), count(*), any_value(s.channel),
-                   any_value(s.store), any_value(s.channel_customer_id),
-                   {", ".join(f"any_value(s.{c})" for c in _PROFILE_COLUMNS)}, NULL
-            FROM _pp_sig s JOIN people_records r USING (record_id) GROUP BY r.profile""")
+            SELECT i.unique_id, i.signature, i.first_record, i.records, s.channel, s.store, s.channel_customer_id,
+                   {", ".join(f"s.{c}" for c in _PROFILE_COLUMNS)}, NULL
+            FROM _pp_ids i JOIN _pp_sig s ON s.record_id = i.first_record""")
+        con.execute("INSERT INTO people_records SELECT s.record_id, i.unique_id FROM _pp_sig s JOIN _pp_ids i USING (signature)")
+        con.execute("DROP TABLE _pp_ids")
         con.execute("DROP TABLE _pp_sig")
         con.execute("INSERT INTO people_keys " + _KEYS.format(src="people_profiles"))
         con.execute("INSERT INTO people_hubs " + _HUBS.format(where="true"), [cfg.hub_names, cfg.max_key_profiles])
@@ -546,7 +573,7 @@ class PeopleIndex:
         untrained: list[str] = []
         if n_profiles >= cfg.min_profiles:
             db = DuckDBAPI(con)
-            linker = Linker(db.register("people_model_rows"), _splink_settings(cfg), log_level=logging.WARNING)
+            linker = Linker(db.register("people_model_rows"), _splink_settings(cfg), log_level=logging.ERROR)
             untrained = _train(linker, cfg)
             model = linker.misc.save_model_to_json()
             con.execute("INSERT INTO people_model VALUES (?)", [json.dumps(model)])
@@ -630,7 +657,7 @@ class PeopleIndex:
         t = time.perf_counter()
         con.execute("CREATE OR REPLACE TEMP TABLE _pp_new_rows AS " + _MODEL_ROWS.format(where=f"p.unique_id >= {base}"))
         db = DuckDBAPI(con)
-        linker = Linker(db.register("people_model_rows"), model, log_level=logging.WARNING)
+        linker = Linker(db.register("people_model_rows"), model, log_level=logging.ERROR)
         for column in TF_COLUMNS:
             linker.table_management.register_term_frequency_lookup(db.register(f"people_tf_{column}"), column)
         threshold = min(cfg.review, 0.5)
@@ -664,32 +691,38 @@ class PeopleIndex:
         edges += [(a, b, rule, 1.0) for a, b, rule in det.iter_rows()]
         edges += [(a, b, "splink", p) for a, b, p in auto.select("unique_id_l", "unique_id_r", "match_probability")
                   .iter_rows()]
-        fresh = query_frame(con, "SELECT unique_id FROM people_profiles WHERE cluster_id IS NULL")["unique_id"]
-        touched = sorted({x for a, b, *_ in edges for x in (a, b)} | {x for pair in cannot for x in pair}
-                         | set(fresh.to_list()))
-        # Existing clusters as they are: each profile of a known cluster starts joined to its cluster.
-        known = query_frame(con, """
-            SELECT p.unique_id, p.cluster_id, min(q.unique_id) AS anchor
-            FROM people_profiles p JOIN people_profiles q USING (cluster_id)
-            WHERE p.unique_id IN (SELECT unnest(?)) AND p.cluster_id IS NOT NULL GROUP BY p.unique_id, p.cluster_id
-        """, [touched]) if incremental and touched else pl.DataFrame(
-            schema={"unique_id": pl.UInt32, "cluster_id": pl.String, "anchor": pl.UInt32})
-        anchor = dict(zip(known["unique_id"].to_list(), known["anchor"].to_list(), strict=True))
-        node = lambda x: anchor.get(x, x)  # noqa: E731
-        uf = _Clusters((node(a), node(b)) for a, b in cannot)
-        best: dict[int, tuple[str, float]] = {}
-        for a, b, rule, p in edges:
-            if uf.union(node(a), node(b)):
-                for x in (a, b):
-                    if x not in best or best[x][1] < p:
-                        best[x] = (rule, p)
-        members = touched if incremental else list(range(int(con.execute(
-            "SELECT count(*) FROM people_profiles").fetchall()[0][0])))  # type: ignore[index]
-        frame = pl.DataFrame({"unique_id": members, "root": [uf.find(node(x)) for x in members],
-                              "rule": [best.get(x, (None, None))[0] for x in members],
-                              "link_probability": [best.get(x, (None, None))[1] for x in members]},
-                             schema={"unique_id": pl.UInt32, "root": pl.UInt32, "rule": pl.String,
-                                     "link_probability": pl.Float64})
+        size = int(con.execute("SELECT coalesce(max(unique_id) + 1, 0) FROM people_profiles").fetchall()[0][0])  # type: ignore[index]
+        anchor: dict[int, int] = {}
+        if incremental:
+            fresh = query_frame(con, "SELECT unique_id FROM people_profiles WHERE cluster_id IS NULL")["unique_id"]
+            members = sorted({x for a, b, *_ in edges for x in (a, b)} | {x for pair in cannot for x in pair}
+                             | set(fresh.to_list()))
+            # Existing clusters as they are: each profile of a known cluster starts joined to its cluster.
+            if members:
+                known = query_frame(con, """
+                    SELECT p.unique_id, min(q.unique_id) AS anchor
+                    FROM people_profiles p JOIN people_profiles q USING (cluster_id)
+                    WHERE p.unique_id IN (SELECT unnest(?)) AND p.cluster_id IS NOT NULL GROUP BY p.unique_id
+                """, [members])
+                anchor = dict(zip(known["unique_id"].to_list(), known["anchor"].to_list(), strict=True))
+        else:
+            members = list(range(size))
+        node = anchor.get
+        uf = _Clusters(size, [(node(a, a), node(b, b)) for a, b in cannot])
+        union = uf.union
+        joined = ([union(node(a, a), node(b, b)) for a, b, _, _ in edges] if anchor
+                  else [union(a, b) for a, b, _, _ in edges])
+        # Each profile's strongest link among those that joined it (the first one on a tie).
+        used = pl.DataFrame(edges, schema={"unique_id_l": pl.UInt32, "unique_id_r": pl.UInt32, "rule": pl.String,
+                                           "probability": pl.Float64}, orient="row")
+        ends = used.with_row_index("edge").filter(pl.Series(joined, dtype=pl.Boolean))
+        best = (pl.concat([ends.select("edge", pl.col(side).alias("unique_id"), "rule", "probability")
+                           for side in ("unique_id_l", "unique_id_r")])
+                .sort(["probability", "edge"], descending=[True, False])
+                .group_by("unique_id", maintain_order=True).first()
+                .select("unique_id", "rule", pl.col("probability").alias("link_probability")))
+        frame = pl.DataFrame({"unique_id": members, "root": uf.roots([node(x, x) for x in members] if anchor else members)},
+                             schema={"unique_id": pl.UInt32, "root": pl.UInt32}).join(best, on="unique_id", how="left")
         with registered(con, "_pp_roots", frame):
             # A cluster keeps the smallest id among the known clusters it holds; a new one is named by its
             # smallest record id. Every profile of a known cluster that merged follows it.
@@ -728,18 +761,14 @@ class PeopleIndex:
         # cluster's anchor stands for that, so bridge finding sees them as one group.
         structure = edges + [(x, a, "known", 1.0) for x, a in anchor.items() if x != a]
         flags = _flags(clusters, cfg, _bridges(structure, clusters))
-        firsts = _first_records(con, [x for a, b, *_ in edges for x in (a, b)] +
-                                scored["unique_id_l"].to_list() + scored["unique_id_r"].to_list())
-        named = pl.DataFrame({"uid": list(firsts), "rid": list(firsts.values())},
-                             schema={"uid": pl.UInt32, "rid": pl.String})
+        named = _first_records(con, pl.concat([used["unique_id_l"], used["unique_id_r"], scored["unique_id_l"],
+                                               scored["unique_id_r"]]))
 
         def _named(frame: pl.DataFrame) -> pl.DataFrame:
             """``unique_id_l/_r`` as the record ids ``left_id/right_id`` (each profile's first record)."""
             return (frame.join(named.rename({"uid": "unique_id_l", "rid": "left_id"}), on="unique_id_l", how="left")
                     .join(named.rename({"uid": "unique_id_r", "rid": "right_id"}), on="unique_id_r", how="left"))
 
-        used = pl.DataFrame(edges, schema={"unique_id_l": pl.UInt32, "unique_id_r": pl.UInt32, "rule": pl.String,
-                                           "probability": pl.Float64}, orient="row")
         links = _named(used).join(_named(auto).select("left_id", "right_id", "weights"),
                                   on=["left_id", "right_id"], how="left")
         review_out = _named(review).select("left_id", "right_id", pl.col("match_probability").alias("probability"),
@@ -789,8 +818,10 @@ def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def _frame(sdf: Any) -> pl.DataFrame:
-    """A splink result as a polars frame."""
-    return pl.DataFrame(sdf.as_duckdbpyrelation())
+    """The pairs of a splink prediction, their probability and per-comparison match weights, as polars."""
+    relation = sdf.as_duckdbpyrelation()
+    wanted = [c for c in ("unique_id_l", "unique_id_r", "match_probability", *_WEIGHT_COLUMNS) if c in relation.columns]
+    return pl.DataFrame(relation.select(*wanted))
 
 
 def _scored(con: duckdb.DuckDBPyConnection, pairs: pl.DataFrame) -> pl.DataFrame:
@@ -821,12 +852,13 @@ _CORROBORATED = """(a.n_email = b.n_email OR a.n_phone = b.n_phone
     OR (a.n_postcode = b.n_postcode AND (a.n_line = b.n_line OR a.n_number = b.n_number)))"""
 
 
-def _first_records(con: duckdb.DuckDBPyConnection, profiles: list[int]) -> dict[int, str]:
-    if not profiles:
-        return {}
-    found = query_frame(con, "SELECT unique_id, first_record FROM people_profiles WHERE unique_id IN (SELECT unnest(?))",
-                        [sorted(set(profiles))])
-    return dict(zip(found["unique_id"].to_list(), found["first_record"].to_list(), strict=True))
+def _first_records(con: duckdb.DuckDBPyConnection, profiles: pl.Series) -> pl.DataFrame:
+    """``uid, rid``: each of ``profiles`` with its first record id."""
+    wanted = pl.DataFrame({"uid": profiles.unique()}, schema={"uid": pl.UInt32})
+    with registered(con, "_pp_wanted", wanted):
+        return query_frame(con, """SELECT p.unique_id AS uid, p.first_record AS rid
+                                   FROM people_profiles p SEMI JOIN _pp_wanted w ON w.uid = p.unique_id""").cast(
+            {"uid": pl.UInt32, "rid": pl.String})
 
 
 def _flags(clusters: pl.DataFrame, cfg: ResolveSettings, bridges: pl.DataFrame) -> pl.DataFrame:
@@ -845,7 +877,10 @@ def _bridges(edges: list[tuple[int, int, str, float]], clusters: pl.DataFrame) -
     Such a link is the only thing holding two groups together: if it is wrong, two people are merged.
     Bridges are found per cluster by depth-first search with low links (Tarjan), iteratively.
     """
-    cluster_of = dict(zip(clusters["profile"].to_list(), clusters["cluster_id"].to_list(), strict=True))
+    # Two groups of two or more need four profiles: smaller clusters cannot hold such a bridge.
+    profiles = clusters.select("profile", "cluster_id").unique(subset="profile")
+    large = profiles.filter(pl.len().over("cluster_id") >= 4)
+    cluster_of = dict(zip(large["profile"].to_list(), large["cluster_id"].to_list(), strict=True))
     suspect = {cluster_of.get(a) for a, b, rule, _ in edges if rule == "splink"} - {None}
     graph: dict[int, list[tuple[int, int]]] = {}
     kept = [(a, b, rule, p) for a, b, rule, p in edges if a != b and cluster_of.get(a) in suspect]

@@ -412,3 +412,20 @@ def test_normalize_people_in_worker_processes_equals_in_process(monkeypatch: pyt
     frame = pl.DataFrame(_mixed_rows(3000, 9))
     monkeypatch.setattr(nz, "PARALLEL_MIN_VALUES", 0)
     assert_frame_equal(normalize_people(frame, workers=2), normalize_people(frame, workers=1))
+
+
+def test_vectorized_normalizers_equal_the_scalar_ones_on_generated_people(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox.people_records import people_records
+
+    frame = pl.concat([people_records(3000, seed=11).drop("person_id", "is_gift"),
+                       pl.DataFrame(_mixed_rows(500, 4)).with_columns(pl.lit("web").alias("channel"))],
+                      how="diagonal_relaxed")
+    scalar_values: list[int] = []
+    apply = nz._apply
+    monkeypatch.setattr(nz, "_apply", lambda fn, rows: scalar_values.append(len(rows)) or apply(fn, rows))
+    fast = normalize_people(frame, workers=1)
+    answered_by_scalar = sum(scalar_values)
+    scalar_values.clear()
+    assert_frame_equal(fast, normalize_people(frame, workers=1, vectorized=False))
+    # The vectorized path answered nearly everything; the scalar functions only the odd values.
+    assert answered_by_scalar < 0.05 * sum(scalar_values)
