@@ -728,29 +728,30 @@ _STAGES: tuple[_Stage, ...] = (
 )
 
 
-def _map_stages(work: pl.DataFrame, workers: int, vectorized: bool) -> list[pl.DataFrame]:
+def _map_stages(work: pl.DataFrame, workers: int, vectorized: bool,
+                stages: tuple[_Stage, ...] = _STAGES) -> list[pl.DataFrame]:
     """Per stage, its distinct input rows with the outputs as columns."""
-    distinct = [work.select(keys).unique() for keys, _, _, _ in _STAGES]
+    distinct = [work.select(keys).unique() for keys, _, _, _ in stages]
 
     def vectorize(i: int) -> tuple[pl.DataFrame | None, pl.DataFrame]:
-        frame, (_, _, outputs, fast) = distinct[i], _STAGES[i]
+        frame, (_, _, outputs, fast) = distinct[i], stages[i]
         if not vectorized or fast is None or not frame.height:
             return None, frame
         answered = pl.concat([frame, fast(frame).select(*outputs, "certified")], how="horizontal")
         return answered.filter("certified").drop("certified"), frame.filter(~answered["certified"])
 
     # The stages are independent and polars releases the GIL: two threads keep both cores busy.
-    with ThreadPoolExecutor(max(1, min(workers, len(_STAGES)))) as threads:
-        split = list(threads.map(vectorize, range(len(_STAGES))))
+    with ThreadPoolExecutor(max(1, min(workers, len(stages)))) as threads:
+        split = list(threads.map(vectorize, range(len(stages))))
     done = [answered for answered, _ in split]
     todo = [rest for _, rest in split]
     rows = [frame.rows() for frame in todo]
     total = sum(len(r) for r in rows)
     if workers > 1 and total >= PARALLEL_MIN_VALUES and "fork" in multiprocessing.get_all_start_methods():
         chunk = max(1000, total // (workers * 4))
-        jobs = [(i, fn, part[k:k + chunk]) for i, ((_, fn, _, _), part) in enumerate(zip(_STAGES, rows, strict=True))
+        jobs = [(i, fn, part[k:k + chunk]) for i, ((_, fn, _, _), part) in enumerate(zip(stages, rows, strict=True))
                 for k in range(0, len(part), chunk)]
-        results: list[list[tuple[object, ...]]] = [[] for _ in _STAGES]
+        results: list[list[tuple[object, ...]]] = [[] for _ in stages]
         # fork: a worker runs only the pure-Python functions above on plain tuples, never polars or
         # DuckDB, so their thread pools copied by the fork are never touched; spawn would re-import the
         # caller's __main__ (a script without a main guard would run again) and the libraries (~1 s).
@@ -759,9 +760,9 @@ def _map_stages(work: pl.DataFrame, workers: int, vectorized: bool) -> list[pl.D
                                       strict=True):
                 results[i].extend(out)
     else:
-        results = [_apply(fn, part) for (_, fn, _, _), part in zip(_STAGES, rows, strict=True)]
+        results = [_apply(fn, part) for (_, fn, _, _), part in zip(stages, rows, strict=True)]
     mapped = []
-    for frame, values, answered, (_, _, outputs, _) in zip(todo, results, done, _STAGES, strict=True):
+    for frame, values, answered, (_, _, outputs, _) in zip(todo, results, done, stages, strict=True):
         scalar = pl.concat([frame, pl.DataFrame(values, schema={c: _OUTPUT_SCHEMA[c] for c in outputs}, orient="row")],
                            how="horizontal")
         mapped.append(scalar if answered is None else pl.concat([answered, scalar], how="vertical_relaxed"))
@@ -791,10 +792,9 @@ def normalize_people(df: pl.DataFrame, *, workers: int | None = None, vectorized
         pl.int_range(pl.len()).alias("_row"),  # keeps the height when no source column is present
         *((pl.col(c).cast(pl.String) if c in df.columns else pl.lit(None, dtype=pl.String)).alias(f"_{c}")
           for c in _SOURCES))
-    countries = work.select("_country").unique()
-    countries = countries.with_columns(
-        pl.Series("n_country", [country_code(c) for c in countries["_country"]], dtype=pl.String))
-    work = work.join(countries, on="_country", how="left", nulls_equal=True, maintain_order="left")
+    codes = {c: country_code(c) for c in work["_country"].unique().drop_nulls().to_list()}
+    work = work.with_columns(
+        pl.col("_country").replace_strict(codes, default=None, return_dtype=pl.String).alias("n_country"))
     # Punctuation and spaces mean nothing to phonenumbers: "(415) 555-0199" and "415.555.0199" are one
     # parse. Only plain formats are squeezed (an "(0)" or letters such as "ext" are left to the parser).
     plain = pl.col("_phone").str.contains(r"^[0-9+ ().\-/]+$") & ~pl.col("_phone").str.contains(r"\(0\)", literal=False)
@@ -811,3 +811,18 @@ def normalize_people(df: pl.DataFrame, *, workers: int | None = None, vectorized
         work = work.join(mapped, on=list(keys), how="left", nulls_equal=True, maintain_order="left")
     out = df.drop([c for c in _OUTPUT_SCHEMA if c in df.columns])
     return pl.concat([out, work.select(list(_OUTPUT_SCHEMA))], how="horizontal")
+
+
+def name_keys(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` plus the name keys of :func:`normalize_people` (n_first ... n_name_tokens), and nothing else.
+
+    Args:
+        df: columns among first_name, last_name and name (missing ones count as null).
+    """
+    work = df.select(*((pl.col(c).cast(pl.String) if c in df.columns else pl.lit(None, dtype=pl.String)).alias(f"_{c}")
+                       for c in ("first_name", "last_name", "name")))
+    stage = next(stage for stage in _STAGES if stage[2] == _NAME_COLUMNS)
+    mapped = _map_stages(work, 1, True, (stage,))[0]
+    keys = work.join(mapped, on=list(stage[0]), how="left", nulls_equal=True, maintain_order="left")
+    return pl.concat([df.drop([c for c in _NAME_COLUMNS if c in df.columns]), keys.select(_NAME_COLUMNS)],
+                     how="horizontal")
