@@ -239,8 +239,9 @@ _COLS = ", ".join(_PROFILE_COLUMNS)
 # a street line; otherwise its record id is part of its signature and it stays alone.
 _SIGNATURE = f"""CASE WHEN n_email IS NOT NULL OR n_phone IS NOT NULL OR (n_last IS NOT NULL AND n_line IS NOT NULL)
     THEN hash({_COLS}, channel, store, channel_customer_id) ELSE hash(record_id) END"""
+# One key of each kind at most per profile (one e-mail, phone, customer id and address each): no DISTINCT.
 _KEYS = """
-SELECT DISTINCT profile, key, kind FROM (
+SELECT profile, key, kind FROM (
     SELECT unique_id AS profile, CASE WHEN n_email_relay THEN 'relay:' ELSE 'email:' END || n_email AS key,
            'email' AS kind
     FROM {src} WHERE n_email IS NOT NULL AND (NOT n_email_relay OR channel = 'amazon')
@@ -554,14 +555,17 @@ class PeopleIndex:
         # record of a profile has the same ones: they make the signature); then each record points at it.
         con.execute("""
             CREATE OR REPLACE TEMP TABLE _pp_ids AS
-            SELECT (row_number() OVER (ORDER BY signature) - 1)::UINTEGER AS unique_id, signature, first_record, records
-            FROM (SELECT signature, min(record_id) AS first_record, count(*) AS records FROM _pp_sig GROUP BY signature)
+            SELECT (row_number() OVER (ORDER BY signature) - 1)::UINTEGER AS unique_id, signature, first_record,
+                   first_row, records
+            FROM (SELECT signature, min(record_id) AS first_record, arg_min(rowid, record_id) AS first_row,
+                         count(*) AS records
+                  FROM _pp_sig GROUP BY signature)
         """)
         con.execute(f"""
             INSERT INTO people_profiles
             SELECT i.unique_id, i.signature, i.first_record, i.records, s.channel, s.store, s.channel_customer_id,
                    {", ".join(f"s.{c}" for c in _PROFILE_COLUMNS)}, NULL
-            FROM _pp_ids i JOIN _pp_sig s ON s.record_id = i.first_record""")
+            FROM _pp_ids i JOIN _pp_sig s ON s.rowid = i.first_row""")
         con.execute("INSERT INTO people_records SELECT s.record_id, i.unique_id FROM _pp_sig s JOIN _pp_ids i USING (signature)")
         con.execute("DROP TABLE _pp_ids")
         con.execute("DROP TABLE _pp_sig")
