@@ -731,10 +731,9 @@ _STAGES: tuple[_Stage, ...] = (
 def _map_stages(work: pl.DataFrame, workers: int, vectorized: bool,
                 stages: tuple[_Stage, ...] = _STAGES) -> list[pl.DataFrame]:
     """Per stage, its distinct input rows with the outputs as columns."""
-    distinct = [work.select(keys).unique() for keys, _, _, _ in stages]
-
     def vectorize(i: int) -> tuple[pl.DataFrame | None, pl.DataFrame]:
-        frame, (_, _, outputs, fast) = distinct[i], stages[i]
+        keys, _, outputs, fast = stages[i]
+        frame = work.select(keys).unique()
         if not vectorized or fast is None or not frame.height:
             return None, frame
         answered = pl.concat([frame, fast(frame).select(*outputs, "certified")], how="horizontal")

@@ -488,6 +488,7 @@ class _Clusters:
 
 
 _WEIGHT_COLUMNS = ("mw_name", "mw_email", "mw_phone", "mw_address")
+_EDGE_SCHEMA = {"unique_id_l": pl.UInt32, "unique_id_r": pl.UInt32, "rule": pl.String, "probability": pl.Float64}
 TF_COLUMNS = ("n_last", "n_email", "n_phone")  # the columns whose levels are term-frequency adjusted
 _PROFILE_TABLE = f"""
 CREATE TABLE IF NOT EXISTS people_profiles (
@@ -694,18 +695,21 @@ class PeopleIndex:
         must = self._profile_pairs([(m[0], m[1]) for m in must_link], "must_link")
         cannot = self._profile_pairs(cannot_link, "cannot_link")
         # A must-link may name its rule and score (a mirror, a plugged-in linker); else "must_link", 1.0.
-        edges: list[tuple[int, int, str, float]] = [
-            (a, b, str(m[2]) if len(m) > 2 else "must_link", float(m[3]) if len(m) > 3 else 1.0)  # type: ignore[misc]
-            for (a, b), m in zip(must, must_link, strict=True)]
-        edges += [(a, b, rule, 1.0) for a, b, rule in det.iter_rows()]
-        edges += [(a, b, "splink", p) for a, b, p in auto.select("unique_id_l", "unique_id_r", "match_probability")
-                  .iter_rows()]
+        # Edges in the order union-find takes them: must-links, deterministic links, probabilistic ones.
+        used = pl.concat([
+            pl.DataFrame([(a, b, str(m[2]) if len(m) > 2 else "must_link", float(m[3]) if len(m) > 3 else 1.0)  # type: ignore[misc]
+                          for (a, b), m in zip(must, must_link, strict=True)], schema=_EDGE_SCHEMA, orient="row"),
+            det.select(pl.col("left").alias("unique_id_l"), pl.col("right").alias("unique_id_r"), "rule",
+                       pl.lit(1.0).alias("probability")).cast(_EDGE_SCHEMA),  # type: ignore[arg-type]
+            auto.select("unique_id_l", "unique_id_r", pl.lit("splink").alias("rule"),
+                        pl.col("match_probability").alias("probability")).cast(_EDGE_SCHEMA),  # type: ignore[arg-type]
+        ])
+        lefts, rights = used["unique_id_l"].to_list(), used["unique_id_r"].to_list()
         size = int(con.execute("SELECT coalesce(max(unique_id) + 1, 0) FROM people_profiles").fetchall()[0][0])  # type: ignore[index]
         anchor: dict[int, int] = {}
         if incremental:
             fresh = query_frame(con, "SELECT unique_id FROM people_profiles WHERE cluster_id IS NULL")["unique_id"]
-            members = sorted({x for a, b, *_ in edges for x in (a, b)} | {x for pair in cannot for x in pair}
-                             | set(fresh.to_list()))
+            members = sorted(set(lefts) | set(rights) | {x for pair in cannot for x in pair} | set(fresh.to_list()))
             # Existing clusters as they are: each profile of a known cluster starts joined to its cluster.
             if members:
                 known = query_frame(con, """
@@ -719,11 +723,9 @@ class PeopleIndex:
         node = anchor.get
         uf = _Clusters(size, [(node(a, a), node(b, b)) for a, b in cannot])
         union = uf.union
-        joined = ([union(node(a, a), node(b, b)) for a, b, _, _ in edges] if anchor
-                  else [union(a, b) for a, b, _, _ in edges])
+        joined = ([union(node(a, a), node(b, b)) for a, b in zip(lefts, rights, strict=True)] if anchor
+                  else [union(a, b) for a, b in zip(lefts, rights, strict=True)])
         # Each profile's strongest link among those that joined it (the first one on a tie).
-        used = pl.DataFrame(edges, schema={"unique_id_l": pl.UInt32, "unique_id_r": pl.UInt32, "rule": pl.String,
-                                           "probability": pl.Float64}, orient="row")
         ends = used.with_row_index("edge").filter(pl.Series(joined, dtype=pl.Boolean))
         best = (pl.concat([ends.select("edge", pl.col(side).alias("unique_id"), "rule", "probability")
                            for side in ("unique_id_l", "unique_id_r")])
@@ -768,7 +770,8 @@ class PeopleIndex:
         con.execute("DROP TABLE _pp_assign")
         # Known profiles a new record touched are already connected inside their cluster: an edge to the
         # cluster's anchor stands for that, so bridge finding sees them as one group.
-        structure = edges + [(x, a, "known", 1.0) for x, a in anchor.items() if x != a]
+        structure = pl.concat([used, pl.DataFrame([(x, a, "known", 1.0) for x, a in anchor.items() if x != a],
+                                                  schema=_EDGE_SCHEMA, orient="row")])
         flags = _flags(clusters, cfg, _bridges(structure, clusters))
         named = _first_records(con, pl.concat([used["unique_id_l"], used["unique_id_r"], scored["unique_id_l"],
                                                scored["unique_id_r"]]))
@@ -880,19 +883,29 @@ def _flags(clusters: pl.DataFrame, cfg: ResolveSettings, bridges: pl.DataFrame) 
     return pl.concat([big, bridges]).cast({"cluster_id": pl.String, "reason": pl.String})
 
 
-def _bridges(edges: list[tuple[int, int, str, float]], clusters: pl.DataFrame) -> pl.DataFrame:
+def _bridges(edges: pl.DataFrame | list[tuple[int, int, str, float]], clusters: pl.DataFrame) -> pl.DataFrame:
     """Probabilistic links whose removal splits their cluster into two groups of two or more profiles.
 
     Such a link is the only thing holding two groups together: if it is wrong, two people are merged.
     Bridges are found per cluster by depth-first search with low links (Tarjan), iteratively.
+
+    Args:
+        edges: ``unique_id_l, unique_id_r, rule, probability`` (a frame, or rows in that order).
+        clusters: ``profile, cluster_id`` of the profiles the edges join.
     """
-    # Two groups of two or more need four profiles: smaller clusters cannot hold such a bridge.
-    profiles = clusters.select("profile", "cluster_id").unique(subset="profile")
+    if not isinstance(edges, pl.DataFrame):
+        edges = pl.DataFrame(edges, schema=_EDGE_SCHEMA, orient="row")
+    # Two groups of two or more need four profiles: smaller clusters cannot hold such a bridge. Only
+    # clusters with a probabilistic link can have one.
+    profiles = clusters.select(pl.col("profile").cast(pl.UInt32), "cluster_id").unique(subset="profile")
     large = profiles.filter(pl.len().over("cluster_id") >= 4)
-    cluster_of = dict(zip(large["profile"].to_list(), large["cluster_id"].to_list(), strict=True))
-    suspect = {cluster_of.get(a) for a, b, rule, _ in edges if rule == "splink"} - {None}
+    placed = edges.filter(pl.col("unique_id_l") != pl.col("unique_id_r")).join(
+        large.rename({"profile": "unique_id_l"}), on="unique_id_l")
+    suspect = placed.filter(pl.col("rule") == "splink")["cluster_id"].unique()
+    placed = placed.filter(pl.col("cluster_id").is_in(suspect.implode()))
+    cluster_of = dict(zip(placed["unique_id_l"].to_list(), placed["cluster_id"].to_list(), strict=True))
     graph: dict[int, list[tuple[int, int]]] = {}
-    kept = [(a, b, rule, p) for a, b, rule, p in edges if a != b and cluster_of.get(a) in suspect]
+    kept = placed.select("unique_id_l", "unique_id_r", "rule", "probability").rows()
     for i, (a, b, _, _) in enumerate(kept):
         graph.setdefault(a, []).append((b, i))
         graph.setdefault(b, []).append((a, i))
