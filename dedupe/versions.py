@@ -7,9 +7,11 @@ import polars as pl
 from pipelines.schema import LINE_SCHEMA, conform
 
 # Newest last: updated_at, then full before partial (a full version outranks a partial one of the
-# same updated_at), then landed_at, then batch_id (then record_hash, so that even two versions equal
-# in all of these pick the same winner on every run). NULL sorts as the oldest.
-VERSION_ORDER = ("updated_at", "_full", "landed_at", "batch_id", "record_hash")
+# same updated_at), then the content: of two versions with the same timestamp the one whose
+# record_hash is greater wins, whenever and in whatever order they arrive, so replaying an old
+# delivery (a webhook retry, a re-pulled window, an old saved response) is a no-op. landed_at and
+# batch_id only order versions of identical content. NULL sorts as the oldest.
+VERSION_ORDER = ("updated_at", "_full", "record_hash", "landed_at", "batch_id")
 
 # What a partial version (an Amazon order report) lacks: a newer partial version takes these from
 # the newest full version of the same order (connectors/amazon/README.md "Canonical rows from a report").
@@ -49,9 +51,10 @@ def _newest_full(ranked: pl.DataFrame) -> pl.DataFrame:
 def latest_versions(orders: pl.DataFrame) -> pl.DataFrame:
     """Keep one row per ``order_id``: the one with the greatest ``updated_at``.
 
-    Ties are broken by full before partial (``partial`` true loses to false/NULL), then ``landed_at``,
-    ``batch_id`` (later wins) and ``record_hash``, so overlapping batches (DESIGN.md: a crash re-fetches
-    the last window) collapse to one version. A partial winner takes IDENTITY_FROM_FULL from the newest
+    Ties are broken by full before partial (``partial`` true loses to false/NULL), then by content
+    (the greater ``record_hash``), then ``landed_at`` and ``batch_id`` (later wins), so overlapping
+    batches (DESIGN.md: a crash re-fetches the last window) collapse to one version and a replayed
+    old delivery never displaces what a run already chose. A partial winner takes IDENTITY_FROM_FULL from the newest
     full version of its order in the frame, when there is one; it stays partial.
 
     Args:

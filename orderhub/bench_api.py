@@ -173,14 +173,18 @@ def shopify_api_time(orders_per_day: int = 5000, *, days: int = 20, seed: int = 
         business = generate(seed=seed, orders=orders_per_day * days, days=days, stores=[spec], start=now,
                             future_days=1, defect_rate=0.0)
         generated = time.perf_counter() - started
+        # The emulator's clock stands still during each run: however long a run takes on a busy machine,
+        # no order changes under it, so paging and the bulk operation read exactly the same history.
+        instant = [now]
         emulator = ShopifyEmulator(_Source(business), shops={domain: ("bench", token, "USD")}, speed=FAST,
-                                   bulk_seconds=0.0)
+                                   bulk_seconds=0.0, now=lambda: instant[0])
         runs: dict[str, dict[str, Any]] = {}
         with EmulatorServer(emulator) as server:
             def sync(name: str, landing: LandingStore, bulk_after_days: float, at: datetime) -> None:
                 # Every run starts at the same sandbox instant (``at``), however long the last one took,
                 # so paging and the bulk operation read the same history.
                 clock.set_offset(clock_file, at - datetime.now(UTC))
+                instant[0] = at
                 store = ShopifyStore(key="bench", shop=domain, access_token=Secret(token), endpoint=server.url,
                                      bulk_after_days=bulk_after_days, bulk_poll_s=0.01, backfill_days=days)
                 client = ShopifyClient(store, timeout=300, policy=RetryPolicy(max_attempts=3, base_delay=0.01))

@@ -64,6 +64,9 @@ ORDER_SCHEMA: dict[str, pl.DataType] = {
     # updated_at outranks it, and a newer one takes the identity columns from the newest full version
     # (dedupe/versions.py IDENTITY_FROM_FULL). Last, as migration 0002 appended it.
     "partial": pl.Boolean,
+    # Why duplicate_of is set (dedupe/mirrors.py): the mirror_of reference, or the same-purchase
+    # evidence. Last, as migration 0004 appended it.
+    "duplicate_evidence": pl.String,
 }
 
 LINE_SCHEMA: dict[str, pl.DataType] = {

@@ -42,7 +42,7 @@ BATCH_SCHEMA: dict[str, pl.DataType] = {
 }
 
 # Columns of `orders` that later steps own: an incoming NULL keeps what the warehouse has.
-_DERIVED = ("customer_id", "duplicate_of")
+_DERIVED = ("customer_id", "duplicate_of", "duplicate_evidence")
 # For each partial winner of an input: when the newest full version of its order in the input was updated.
 _FULL_AT: dict[str, pl.DataType] = {"order_id": pl.String(), "full_at": TS}
 
@@ -451,7 +451,8 @@ class Warehouse:
         The input may hold several versions of an order (overlapping batches): the latest wins
         (``dedupe.versions.latest_versions``). An existing row is then replaced only when the
         incoming ``updated_at`` is newer, or equal with a full version replacing a partial one, or
-        equal, both full or both partial, with a different ``record_hash`` and a later ``landed_at``;
+        equal, both full or both partial, with a greater ``record_hash`` (content decides a tie, as in
+        ``dedupe.versions``, so replaying an old delivery changes nothing whenever it arrives);
         re-pulling identical data changes nothing, and a partial version never replaces a full one
         of the same ``updated_at``. A partial version replacing a row keeps that row's identity
         (``IDENTITY_FROM_FULL``): a full row's values, a partial row's where it has them, unless the
@@ -502,9 +503,7 @@ class Warehouse:
                               AND NOT coalesce(i.partial, false) AND coalesce(o.partial, false) THEN 'update'
                          WHEN i.updated_at IS NOT DISTINCT FROM o.updated_at
                               AND coalesce(i.partial, false) = coalesce(o.partial, false)
-                              AND i.record_hash IS DISTINCT FROM o.record_hash
-                              AND coalesce(i.landed_at, '-infinity'::TIMESTAMPTZ)
-                                  > coalesce(o.landed_at, '-infinity'::TIMESTAMPTZ) THEN 'update'
+                              AND coalesce(i.record_hash, '') > coalesce(o.record_hash, '') THEN 'update'
                          ELSE 'unchanged'
                        END AS action,
                        CASE

@@ -68,6 +68,12 @@ def test_mirrors_carry_duplicate_of(run) -> None:
     assert {k: v for k, v in dup.items() if k not in exp.inflight} == {
         k: v for k, v in exp.mirrors.items() if k not in exp.inflight
     }
+    # Three copies in ten carry no Amazon id (sandbox.emulators.shopify.carries_reference): those were
+    # recognized by the purchase itself, the others by their reference; every flag says which.
+    with _con(settings) as con:
+        rules = dict(con.execute("""select split_part(duplicate_evidence, ' ', 1), count(*) from orders
+                                    where duplicate_of is not null group by all""").fetchall())
+    assert set(rules) == {"mirror_of", "same"} and sum(rules.values()) == len(dup), rules
 
 
 def test_customer_links_agree_with_truth(run) -> None:

@@ -189,13 +189,15 @@ def test_an_older_version_is_ignored(wh: Warehouse) -> None:
     assert _one(wh, "SELECT count(*) FROM order_lines") == 1
 
 
-def test_same_updated_at_with_other_content_wins_only_when_landed_later(wh: Warehouse) -> None:
-    base = order_rows([_order(record_hash="h1", landed_at=T0 + timedelta(hours=1))])
+def test_same_updated_at_with_other_content_is_decided_by_content_not_arrival(wh: Warehouse) -> None:
+    base = order_rows([_order(record_hash="h2", landed_at=T0 + timedelta(hours=1))])
     wh.merge_orders(base, line_rows(base))
-    earlier = order_rows([_order(record_hash="h2", status="cancelled", landed_at=T0)])
-    assert wh.merge_orders(earlier, line_rows(earlier)).unchanged == 1
-    later = order_rows([_order(record_hash="h3", status="cancelled", landed_at=T0 + timedelta(hours=3))])
-    assert wh.merge_orders(later, line_rows(later)).updated == 1
+    # A smaller hash loses whenever it lands: replaying an old delivery changes nothing.
+    for landed in (T0, T0 + timedelta(hours=5)):
+        smaller = order_rows([_order(record_hash="h1", status="cancelled", landed_at=landed)])
+        assert wh.merge_orders(smaller, line_rows(smaller)).unchanged == 1
+    greater = order_rows([_order(record_hash="h3", status="cancelled", landed_at=T0)])
+    assert wh.merge_orders(greater, line_rows(greater)).updated == 1
     assert _one(wh, "SELECT record_hash || status FROM orders") == "h3cancelled"
 
 
