@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import polars as pl
@@ -132,3 +133,31 @@ def test_a_probabilistic_link_holding_two_groups_together_is_flagged() -> None:
     # A lone record hanging on one link is not two groups.
     assert _bridges([(0, 1, "email", 1.0), (1, 2, "splink", 0.999)],
                     clusters.head(3)).height == 0
+
+
+def test_blocking_rules_are_checked_by_their_comparison_counts(caplog: pytest.LogCaptureFixture) -> None:
+    import duckdb
+
+    from dedupe.people import BLOCKING_KEYS, blocking_counts
+
+    con = duckdb.connect()
+    con.execute("""CREATE TABLE rows AS SELECT * FROM (VALUES
+        ('a@x.de', NULL, 'smith', '10115'), ('a@x.de', NULL, 'smith', '10115'), ('a@x.de', '+49301', 'smith', NULL),
+        (NULL, '+49301', 'jones', '10115'), (NULL, NULL, NULL, '10115')) t(n_email, n_phone, n_last, n_postcode)""")
+    for column in {c for rule in BLOCKING_KEYS for c in rule} - {"n_email", "n_phone", "n_last", "n_postcode"}:
+        con.execute(f"ALTER TABLE rows ADD COLUMN {column} VARCHAR")
+    counts = blocking_counts(con, "rows")
+    # 3 rows share the e-mail (3 pairs), 2 the phone (1), 2 surname + postcode (1); NULLs pair with nothing.
+    assert counts["n_email"] == 3 and counts["n_phone"] == 1 and counts["n_last+n_postcode"] == 1
+    assert counts["n_line+n_postcode"] == 0 and len(counts) == len(BLOCKING_KEYS)
+
+    # A rule over a placeholder value would score too many pairs: it is left out, with a warning.
+    n = 400
+    records = pl.DataFrame({"record_id": [str(i) for i in range(n)], "name": [f"Ann Lee{i}" for i in range(n)],
+                            "email": [f"ann{i}@example.com" for i in range(n)],
+                            "line1": ["1 Main St"] * n, "postal_code": ["10115"] * n, "country": ["DE"] * n})
+    with caplog.at_level(logging.WARNING, logger="dedupe.people"):
+        result = resolve_people(records, settings=ResolveSettings(max_block_pairs=1000, hub_names=10**6,
+                                                                  max_key_profiles=10**6))
+    assert result.stats["blocking_pairs"]["n_line+n_postcode"] == n * (n - 1) // 2
+    assert any("n_line+n_postcode" in r.getMessage() and "left out" in r.getMessage() for r in caplog.records)
