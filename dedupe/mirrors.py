@@ -68,7 +68,8 @@ WITH items AS (
     SELECT DISTINCT ON (x.mirror, x.original)
            m.order_id AS mirror, m.channel AS mirror_channel, m.created_at AS mirror_created, o.order_id AS original,
            m.created_at - o.created_at AS apart,
-           'same purchase: buyer (' || x.buyer || '), items (' || m.items || '; ' || m.units || ' units), total '
+           'same purchase: buyer (' || x.buyer || '), items (' || m.items || '; ' || m.units
+           || CASE WHEN m.units = 1 THEN ' unit' ELSE ' units' END || '), total '
            || CASE WHEN m.total = round(m.total, 2) THEN round(m.total, 2)::DECIMAL(18, 2)::VARCHAR
                    ELSE m.total::VARCHAR END || ' ' || m.currency
            || ', created ' || (epoch(m.created_at - o.created_at) // 60)::BIGINT || ' min after' AS evidence
