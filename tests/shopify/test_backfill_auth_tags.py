@@ -98,7 +98,9 @@ def test_a_run_stopped_while_shopify_builds_the_file_resumes_polling(world: Worl
 
 
 def test_a_bulk_operation_that_outlives_the_timeout_is_resumed_by_the_next_run(world: World) -> None:
-    bulk_world(world, bulk_seconds=300.0)
+    # 1.5 s of real time at speed 1000: the first run's 0.02 s timeout ends long before, even on a busy
+    # machine (at 0.3 s a slow first poll under load could find the operation already finished).
+    bulk_world(world, bulk_seconds=1500.0)
     with pytest.raises(RetriableError, match=r"still (CREATED|RUNNING)"):
         sync_stream(stream(world, bulk_timeout_s=0.02), world.landing)
     sync_stream(stream(world), world.landing)
