@@ -158,6 +158,7 @@ orders = Table(
     Column("total", Money),
     Column("total_base", Money),
     Column("duplicate_of", String),
+    Column("duplicate_evidence", Text),  # why duplicate_of is set (added after the first release: see store.upgrade)
     Column("ship_city", Text),
     Column("ship_country", String(2)),
     Column("sync_hash", BigInteger),

@@ -11,7 +11,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    create_engine,
+    delete,
+    event,
+    func,
+    inspect,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -113,7 +126,7 @@ _SYNC_SPECS = (
         "orders",
         ("order_id", "customer_id", "channel", "store", "external_id", "order_number", "created_at",
          "updated_at", "status", "payment_status", "currency", "total", "total_base", "duplicate_of",
-         "ship_city", "ship_country"),
+         "duplicate_evidence", "ship_city", "ship_country"),
         "updated_at",
         True,
     ),
@@ -182,9 +195,31 @@ class CrmStore:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def create_all(self) -> None:
-        """Create every table and index that does not exist yet (idempotent)."""
+        """Create every table and index that does not exist yet, and add the columns a newer orderhub
+        added to existing tables (idempotent)."""
         schema.metadata.create_all(self.engine)
+        self._add_missing_columns()
         self._ready = True
+
+    def _add_missing_columns(self) -> None:
+        """``ALTER TABLE ... ADD COLUMN`` for each nullable column of ``crm.schema`` a table lacks.
+
+        A CRM store made by an earlier orderhub has the tables but not the columns added since (such
+        as ``orders.duplicate_evidence``); every added column is nullable and filled by the next sync.
+        """
+        inspector = inspect(self.engine)
+        missing = []
+        for table in schema.metadata.sorted_tables:
+            if inspector.has_table(table.name):
+                present = {c["name"] for c in inspector.get_columns(table.name)}
+                missing += [(table.name, column) for column in table.columns
+                            if column.name not in present and column.nullable and not column.primary_key]
+        if not missing:  # the usual case: no write, no lock
+            return
+        with self.engine.begin() as conn:
+            for name, column in missing:
+                kind = column.type.compile(dialect=self.engine.dialect)
+                conn.execute(text(f'ALTER TABLE {name} ADD COLUMN "{column.name}" {kind}'))
 
     def ensure_ready(self) -> None:
         """Check that the tables exist (once per store object).
@@ -200,6 +235,7 @@ class CrmStore:
                     f"the CRM store at {make_url(self.url).render_as_string()} has no tables yet; "
                     "run `orderhub tags` to create and fill it"
                 )
+        self._add_missing_columns()
         self._ready = True
 
     def close(self) -> None:

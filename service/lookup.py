@@ -98,6 +98,7 @@ class OrderRow:
         mirrors: the same order as imported into other channels (``duplicate_of`` = this order); shown
             with it, never as orders of their own.
         mirror_of: set when this row is a mirror whose original is not in this customer's history.
+        duplicate_evidence: why this row is a mirror (the reference it carries, or the same purchase).
     """
 
     order_id: str
@@ -112,6 +113,7 @@ class OrderRow:
     total_base: Decimal | None
     ship_city: str | None
     ship_country: str | None
+    duplicate_evidence: str | None = None
     mirror_of: str | None = None
     mirrors: tuple[OrderRow, ...] = ()
 
@@ -450,9 +452,11 @@ def render_customer(
     for order in shown:
         number = Text(order.order_number or order.order_id)
         for mirror in order.mirrors:
-            number.append(f"\n↳ also {mirror.channel}/{mirror.store} {mirror.order_number or mirror.order_id}", style="dim")
+            number.append(f"\n↳ also {mirror.channel}/{mirror.store} {mirror.order_number or mirror.order_id}"
+                          + (f" ({mirror.duplicate_evidence})" if mirror.duplicate_evidence else ""), style="dim")
         if order.mirror_of:
-            number.append(f"\n↳ mirror of {order.mirror_of}", style="dim")
+            number.append(f"\n↳ mirror of {order.mirror_of}"
+                          + (f" ({order.duplicate_evidence})" if order.duplicate_evidence else ""), style="dim")
         status_style = "red" if order.status == "cancelled" else "green" if order.status == "fulfilled" else ""
         table.add_row(
             Text(order.channel),

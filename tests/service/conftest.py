@@ -27,7 +27,7 @@ def _order(order_id: str, customer_id: str, number: str, days_ago: int, total: s
         "external_id": external_id, "order_number": number, "created_at": T0 - timedelta(days=days_ago),
         "updated_at": T0 - timedelta(days=days_ago), "status": "fulfilled", "payment_status": "paid",
         "currency": currency, "total": Decimal(total), "total_base": Decimal(total), "duplicate_of": None,
-        "ship_city": "San Francisco", "ship_country": "US",
+        "duplicate_evidence": None, "ship_city": "San Francisco", "ship_country": "US",
     }  # fmt: skip
     row.update(over)
     return row
@@ -78,7 +78,7 @@ def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrmStore]:
         _order("amazon:na:113-1234567-1234567", "c-zoe", "113-1234567-1234567", 1, "59.9900"),
         # the same Amazon order imported into Shopify: a mirror, shown once
         _order("shopify:shop1:5550002", "c-zoe", "#1043", 1, "59.9900",
-               duplicate_of="amazon:na:113-1234567-1234567"),
+               duplicate_of="amazon:na:113-1234567-1234567", duplicate_evidence="mirror_of amazon:113-1234567-1234567"),
         _order("shopify:shop1:5550001", "c-zoe", "#1042", 10, "1150.5700", status="unfulfilled"),
         _order("woocommerce:site:88", "c-zoe", "88", 40, "24.0000", currency="EUR", status="cancelled",
                payment_status="voided"),
@@ -89,7 +89,8 @@ def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrmStore]:
         "order_id": pl.String, "customer_id": pl.String, "channel": pl.String, "store": pl.String,
         "external_id": pl.String, "order_number": pl.String, "created_at": TS, "updated_at": TS,
         "status": pl.String, "payment_status": pl.String, "currency": pl.String, "total": MONEY,
-        "total_base": MONEY, "duplicate_of": pl.String, "ship_city": pl.String, "ship_country": pl.String,
+        "total_base": MONEY, "duplicate_of": pl.String, "duplicate_evidence": pl.String, "ship_city": pl.String,
+        "ship_country": pl.String,
     }))  # fmt: skip
     store.add_tag("c-zoe", "vip", source="auto", now=T0)
     store.add_tag("c-zoe", "wholesale", now=T0)

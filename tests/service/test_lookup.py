@@ -105,11 +105,12 @@ def test_view_holds_the_whole_history(crm: CrmStore) -> None:
 
 def test_render_shows_the_panel_and_the_order_table(crm: CrmStore) -> None:
     (view,) = find_customers(crm, "+14155550132")
-    console = Console(record=True, width=140, color_system=None)
+    console = Console(record=True, width=200, color_system=None)
     console.print(render_customer(view))
     out = console.export_text()
     for expected in ("Zoë Ångström", "zoe@example.com", "vip", "wholesale (manual)", "Refund promised ✔",
-                     "113-1234567-1234567", "also shopify/shop1 #1043", "#1042", "1,150.57 USD", "24.00 EUR",
+                     "113-1234567-1234567", "also shopify/shop1 #1043 (mirror_of amazon:113-1234567-1234567)",
+                     "#1042", "1,150.57 USD", "24.00 EUR",
                      "cancelled", "matched by phone"):  # fmt: skip
         assert expected in out, expected
 
@@ -143,3 +144,16 @@ def test_lookup_stays_fast_as_the_store_grows(tmp_path) -> None:
         started = time.perf_counter()
         find_customers(crm, query)
         assert time.perf_counter() - started < 0.5, query
+
+
+def test_a_store_made_before_a_column_was_added_gains_it_on_open(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    with CrmStore(url) as old:
+        old.create_all()
+        with old.engine.begin() as conn:  # as an earlier orderhub made it
+            conn.exec_driver_sql("ALTER TABLE orders DROP COLUMN duplicate_evidence")
+    with CrmStore(url) as store:
+        assert find_customers(store, "nobody@example.com") == []  # opening for a lookup adds the column
+        with store.engine.connect() as conn:
+            columns = [row[1] for row in conn.exec_driver_sql("PRAGMA table_info(orders)")]
+    assert "duplicate_evidence" in columns
