@@ -198,31 +198,41 @@ class CrmStore:
         """Create every table and index that does not exist yet, and add the columns a newer orderhub
         added to existing tables (idempotent)."""
         schema.metadata.create_all(self.engine)
-        self._add_missing_columns()
+        self._upgrade()
         self._ready = True
 
-    def _add_missing_columns(self) -> None:
-        """``ALTER TABLE ... ADD COLUMN`` for each nullable column of ``crm.schema`` a table lacks.
-
-        A CRM store made by an earlier orderhub has the tables but not the columns added since (such
-        as ``orders.duplicate_evidence``); every added column is nullable and filled by the next sync.
+    def _upgrade(self) -> None:
+        """Bring a store made by an earlier orderhub up to ``crm.schema``: the tables added since (such as
+        ``identity_overrides``), then each nullable column a table lacks (such as
+        ``orders.duplicate_evidence``, filled by the next sync). Nothing is written when nothing is
+        missing; another process doing the same at the same moment is fine.
         """
         inspector = inspect(self.engine)
+        tables = [t for t in schema.metadata.sorted_tables if not inspector.has_table(t.name)]
+        if tables:
+            try:
+                schema.metadata.create_all(self.engine, tables=tables)
+            except DBAPIError:
+                if any(not inspect(self.engine).has_table(t.name) for t in tables):
+                    raise
+            inspector = inspect(self.engine)
         missing = []
         for table in schema.metadata.sorted_tables:
-            if inspector.has_table(table.name):
-                present = {c["name"] for c in inspector.get_columns(table.name)}
-                missing += [(table.name, column) for column in table.columns
-                            if column.name not in present and column.nullable and not column.primary_key]
-        if not missing:  # the usual case: no write, no lock
-            return
-        with self.engine.begin() as conn:
-            for name, column in missing:
-                kind = column.type.compile(dialect=self.engine.dialect)
-                conn.execute(text(f'ALTER TABLE {name} ADD COLUMN "{column.name}" {kind}'))
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            missing += [(table.name, column) for column in table.columns
+                        if column.name not in present and column.nullable and not column.primary_key]
+        for name, column in missing:
+            kind = column.type.compile(dialect=self.engine.dialect)
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(text(f'ALTER TABLE {name} ADD COLUMN "{column.name}" {kind}'))
+            except DBAPIError:
+                if column.name not in {c["name"] for c in inspect(self.engine).get_columns(name)}:
+                    raise
 
     def ensure_ready(self) -> None:
-        """Check that the tables exist (once per store object).
+        """Check that the tables exist and bring a store made by an earlier orderhub up to date (once per
+        store object).
 
         Raises:
             CrmNotReadyError: the store was never created.
@@ -235,7 +245,7 @@ class CrmStore:
                     f"the CRM store at {make_url(self.url).render_as_string()} has no tables yet; "
                     "run `orderhub tags` to create and fill it"
                 )
-        self._add_missing_columns()
+        self._upgrade()
         self._ready = True
 
     def close(self) -> None:
@@ -551,23 +561,6 @@ class CrmStore:
             return [dict(r) for r in rows.mappings()]
 
     # -- identity overrides (manual merge / unmerge) ------------------------------------------------
-    _overrides_ready = False  # identity_overrides checked or created by this store object
-
-    def _ensure_overrides(self) -> None:
-        # A CRM store created before identity_overrides existed gets the table on first use, whoever
-        # opened it (create_all or only ensure_ready); the other tables and their rows are untouched.
-        if self._overrides_ready:
-            return
-        self.ensure_ready()
-        try:
-            schema.identity_overrides.create(self.engine, checkfirst=True)
-        except DBAPIError:
-            # Another process created it between the check and the CREATE: fine if it now exists.
-            with self.read() as conn:
-                if not self.engine.dialect.has_table(conn, schema.identity_overrides.name):
-                    raise
-        self._overrides_ready = True
-
     def add_override(
         self,
         left_key: str,
@@ -604,7 +597,7 @@ class CrmStore:
             raise ValueError(f"override kind {kind!r}: use one of {OVERRIDE_KINDS} (merge / keep apart)")
         author = _override_author(author)
         when = now or clock.now()
-        self._ensure_overrides()
+        self.ensure_ready()
         with self.write() as conn:
             self._lock_pair(conn, left, right)
             conn.execute(_revoke_pair(left, right, author, when))
@@ -656,7 +649,7 @@ class CrmStore:
         """
         left, right = _override_pair(left_key, right_key)
         author = _override_author(author)
-        self._ensure_overrides()
+        self.ensure_ready()
         with self.write() as conn:
             self._lock_pair(conn, left, right)
             return bool(conn.execute(_revoke_pair(left, right, author, now or clock.now())).rowcount)
@@ -667,7 +660,7 @@ class CrmStore:
         Args:
             active_only: only the decisions in force (default); False adds the revoked ones.
         """
-        self._ensure_overrides()
+        self.ensure_ready()
         o = schema.identity_overrides
         query = select(o).order_by(o.c.created_at.desc(), o.c.override_id.desc())
         if active_only:
@@ -681,7 +674,7 @@ class CrmStore:
         Returns:
             ``(must_links, cannot_links)``: ``(left_key, right_key)`` pairs with ``left_key < right_key``.
         """
-        self._ensure_overrides()
+        self.ensure_ready()
         o = schema.identity_overrides
         query = (
             select(o.c.left_key, o.c.right_key, o.c.kind)

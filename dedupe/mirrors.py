@@ -46,24 +46,21 @@ WITH items AS (
            coalesce(o.pii_masked, false) AS masked
     FROM orders o JOIN items i USING (order_id)
     WHERE o.mirror_of IS NULL AND o.total IS NOT NULL AND o.currency IS NOT NULL AND o.created_at IS NOT NULL
+), buyers AS (
+    -- Each way of being the same buyer as a key; the masked-buyer key only counts for the earlier order.
+    SELECT c.order_id, k.rank, k.buyer, k.key, c.currency, c.total, c.items, c.masked
+    FROM candidates c, LATERAL (VALUES
+        (0, 'e-mail', c.email),
+        (1, 'phone', c.phone),
+        (2, 'ship-to name and postcode', c.ship_name || '|' || c.postcode),
+        (3, 'ship-to postcode and city, buyer masked', c.postcode || '|' || c.city || '|' || c.country)
+    ) k(rank, buyer, key)
+    WHERE k.key IS NOT NULL
 ), matches AS (
-    -- One equi-join per way of being the same buyer, so that only orders sharing a buyer key are paired.
-    SELECT m.order_id AS mirror, o.order_id AS original, 0 AS rank, 'e-mail' AS buyer
-    FROM candidates m JOIN candidates o ON m.email = o.email AND m.currency = o.currency AND m.total = o.total
-                                       AND m.items = o.items
-    UNION ALL
-    SELECT m.order_id, o.order_id, 1, 'phone'
-    FROM candidates m JOIN candidates o ON m.phone = o.phone AND m.currency = o.currency AND m.total = o.total
-                                       AND m.items = o.items
-    UNION ALL
-    SELECT m.order_id, o.order_id, 2, 'ship-to name and postcode'
-    FROM candidates m JOIN candidates o ON m.ship_name = o.ship_name AND m.postcode = o.postcode
-                                       AND m.currency = o.currency AND m.total = o.total AND m.items = o.items
-    UNION ALL
-    SELECT m.order_id, o.order_id, 3, 'ship-to postcode and city, buyer masked'
-    FROM candidates m JOIN candidates o ON m.postcode = o.postcode AND m.city = o.city AND m.country = o.country
-                                       AND m.currency = o.currency AND m.total = o.total AND m.items = o.items
-    WHERE o.masked
+    -- One equi-join on buyer key, currency, total and items: only orders sharing all of them are paired.
+    SELECT m.order_id AS mirror, o.order_id AS original, m.rank, m.buyer
+    FROM buyers m JOIN buyers o USING (rank, key, currency, total, items)
+    WHERE m.rank < 3 OR o.masked
 ), pairs AS (
     SELECT DISTINCT ON (x.mirror, x.original)
            m.order_id AS mirror, m.channel AS mirror_channel, m.created_at AS mirror_created, o.order_id AS original,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import re
@@ -688,29 +689,17 @@ def _apply(fn: Callable[..., tuple[object, ...]], rows: list[tuple[str | None, .
 PARALLEL_MIN_VALUES = 50_000
 
 
-def _fast_phones(frame: pl.DataFrame) -> pl.DataFrame:
-    from dedupe.fastphone import phones_frame
-    return phones_frame(frame.rename({"_phone": "raw", "_phone_region": "region", "_phone_fallback": "fallback"}))
+def _twin(function: str, **columns: str) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    """A stage's vectorized twin (``module.function``), given the stage's columns under its own names.
 
+    Imported on first use: the twins import this module.
+    """
+    module, _, name = function.rpartition(".")
 
-def _fast_names(frame: pl.DataFrame) -> pl.DataFrame:
-    from dedupe.fastname import names_frame
-    return names_frame(frame.rename({"_first_name": "first_name", "_last_name": "last_name", "_name": "name"}))
+    def run(frame: pl.DataFrame) -> pl.DataFrame:
+        return getattr(importlib.import_module(module), name)(frame.rename(columns))
 
-
-def _fast_streets(frame: pl.DataFrame) -> pl.DataFrame:
-    from dedupe.fastaddress import streets_frame
-    return streets_frame(frame.rename({"_line1": "line1", "_line2": "line2"}))
-
-
-def _fast_emails(frame: pl.DataFrame) -> pl.DataFrame:
-    from dedupe.fastaddress import emails_frame
-    return emails_frame(frame.rename({"_email": "email"}))
-
-
-def _fast_postcodes(frame: pl.DataFrame) -> pl.DataFrame:
-    from dedupe.fastaddress import postcodes_frame
-    return postcodes_frame(frame.rename({"_postal_code": "postal_code", "n_country": "country"}))
+    return run
 
 
 _Stage = tuple[tuple[str, ...], Callable[..., tuple[object, ...]], tuple[str, ...],
@@ -719,11 +708,16 @@ _Stage = tuple[tuple[str, ...], Callable[..., tuple[object, ...]], tuple[str, ..
 # need the country first. The vectorized function answers the common shapes at once (polars, Rust
 # regexes) and marks them ``certified``; the scalar function, the reference, answers the rest.
 _STAGES: tuple[_Stage, ...] = (
-    (("_email",), _email_parts, ("n_email", "n_email_relay"), _fast_emails),
-    (("_phone", "_phone_region", "_phone_fallback"), _phone_parts, ("n_phone",), _fast_phones),
-    (("_first_name", "_last_name", "_name"), _name_parts, _NAME_COLUMNS, _fast_names),
-    (("_line1", "_line2"), street_key, _STREET_COLUMNS, _fast_streets),
-    (("_postal_code", "n_country"), _postcode_parts, ("n_postcode",), _fast_postcodes),
+    (("_email",), _email_parts, ("n_email", "n_email_relay"),
+     _twin("dedupe.fastaddress.emails_frame", _email="email")),
+    (("_phone", "_phone_region", "_phone_fallback"), _phone_parts, ("n_phone",),
+     _twin("dedupe.fastphone.phones_frame", _phone="raw", _phone_region="region", _phone_fallback="fallback")),
+    (("_first_name", "_last_name", "_name"), _name_parts, _NAME_COLUMNS,
+     _twin("dedupe.fastname.names_frame", _first_name="first_name", _last_name="last_name", _name="name")),
+    (("_line1", "_line2"), street_key, _STREET_COLUMNS, _twin("dedupe.fastaddress.streets_frame", _line1="line1",
+                                                              _line2="line2")),
+    (("_postal_code", "n_country"), _postcode_parts, ("n_postcode",),
+     _twin("dedupe.fastaddress.postcodes_frame", _postal_code="postal_code", n_country="country")),
     (("_city",), _city_parts, ("n_city",), None),
 )
 
@@ -771,8 +765,9 @@ def _map_stages(work: pl.DataFrame, workers: int, vectorized: bool,
 def normalize_people(df: pl.DataFrame, *, workers: int | None = None, vectorized: bool = True) -> pl.DataFrame:
     """``df`` with the ``n_*`` identity keys of every row; the original columns are left as they are.
 
-    Each scalar normalizer runs once per distinct input value (or combination) and is joined back,
-    so a value repeated over many orders costs one call; large inputs are spread over processes.
+    Each field is normalized once per distinct input value (or combination) and joined back, so a value
+    repeated over many orders costs one call: by its vectorized twin where the twin certifies the
+    answer, else by the scalar function (many leftover values are spread over processes).
 
     Args:
         df: columns among record_id, first_name, last_name, name, email, phone, line1, line2, city,

@@ -495,26 +495,17 @@ class _Clusters:
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return False
-        cannot = self.cannot
-        if cannot:
-            ca, cb = cannot.get(ra), cannot.get(rb)
-            if ca and any(self.find(x) == rb for x in ca):
-                self.refused += 1
-                return False
-        else:
-            ca = cb = None
+        ca, cb = self.cannot.get(ra), self.cannot.get(rb)
+        if ca and any(self.find(x) == rb for x in ca):
+            self.refused += 1
+            return False
         if self.weight[ra] < self.weight[rb]:
             ra, rb, ca, cb = rb, ra, cb, ca
         self.parent[rb] = ra
         self.weight[ra] += self.weight[rb]
         if cb:
-            cannot.setdefault(ra, set()).update(cb)
+            self.cannot.setdefault(ra, set()).update(cb)
         return True
-
-    def roots(self, nodes: Sequence[int]) -> list[int]:
-        """The root of each of ``nodes``."""
-        find = self.find
-        return [find(x) for x in nodes]
 
 
 _WEIGHT_COLUMNS = ("mw_name", "mw_email", "mw_phone", "mw_address")
@@ -771,7 +762,7 @@ class PeopleIndex:
                 .sort(["probability", "edge"], descending=[True, False])
                 .group_by("unique_id", maintain_order=True).first()
                 .select("unique_id", "rule", pl.col("probability").alias("link_probability")))
-        frame = pl.DataFrame({"unique_id": members, "root": uf.roots([node(x, x) for x in members] if anchor else members)},
+        frame = pl.DataFrame({"unique_id": members, "root": [uf.find(node(x, x)) for x in members]},
                              schema={"unique_id": pl.UInt32, "root": pl.UInt32}).join(best, on="unique_id", how="left")
         with registered(con, "_pp_roots", frame):
             # A cluster keeps the smallest id among the known clusters it holds; a new one is named by its
